@@ -1,0 +1,45 @@
+"""multiviz: explain multimodal PyTorch classifiers.
+
+Stages (Liang et al., MultiViz, ICLR 2023): U unimodal importance, C cross-modal interactions,
+R representations, P prediction; plus DIME's disentangled explanations (Lyu et al., AIES 2022).
+"""
+
+from multiviz.adapters import Adapter, Capability, FunctionAdapter, TorchAdapter
+from multiviz.atoms import AtomLayout, FeatureAtoms, ImagePatches, Superpixels, TextTokens, TimeWindows
+from multiviz.errors import CapabilityError, CheckpointError, InputError, MultivizError
+from multiviz.methods import gradient_x_input, occlusion
+from multiviz.modality import Modality, ModalityKind
+from multiviz.registry import get_method, list_methods
+from multiviz.results import Attribution, Disentanglement, InteractionMap, result_from_dict
+from multiviz.training import load_checkpoint
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adapter",
+    "AtomLayout",
+    "Attribution",
+    "Capability",
+    "CapabilityError",
+    "CheckpointError",
+    "Disentanglement",
+    "FeatureAtoms",
+    "FunctionAdapter",
+    "ImagePatches",
+    "InputError",
+    "InteractionMap",
+    "Modality",
+    "ModalityKind",
+    "MultivizError",
+    "Superpixels",
+    "TextTokens",
+    "TimeWindows",
+    "TorchAdapter",
+    "__version__",
+    "get_method",
+    "gradient_x_input",
+    "list_methods",
+    "load_checkpoint",
+    "occlusion",
+    "result_from_dict",
+]

@@ -1,0 +1,111 @@
+"""The adapter protocol: one typed interface between a model and every explanation method.
+
+This is MultiViz's ``analysismodel`` as a protocol (Liang et al., ICLR 2023, appendix A). A black-box
+method needs only :meth:`Adapter.logits` and :meth:`Adapter.mask`; gradient methods need continuous
+inputs, given by :meth:`Adapter.embed` and :meth:`Adapter.logits_from_embeddings` (token embeddings for
+text, the inputs themselves for continuous modalities); stages R and P need :meth:`Adapter.features`.
+Which of these an adapter supports is in :attr:`Adapter.capabilities`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from multiviz.atoms import AtomLayout
+from multiviz.errors import CapabilityError, InputError
+from multiviz.modality import Modality
+
+#: A batch: one tensor per modality name, batch axis first, plus optionally ``"label"`` and any extra
+#: forward arguments the adapter declares (e.g. ``attention_mask``).
+Batch = Mapping[str, Tensor]
+
+
+class Capability(StrEnum):
+    LOGITS = "logits"
+    MASK = "mask"
+    GRADIENTS = "gradients"
+    FEATURES = "features"
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What every model wrapper provides. See :class:`multiviz.adapters.TorchAdapter` for the generic one."""
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def validate(self, batch: Batch) -> dict[str, Tensor]:
+        """Check a batch (names, shapes, dtypes, finiteness) and move it to :attr:`device`."""
+        ...
+
+    def batch_size(self, batch: Batch) -> int: ...
+
+    def logits(self, batch: Batch) -> Tensor:
+        """Pre-softmax class scores ``[B, C]``."""
+        ...
+
+    def embed(self, batch: Batch) -> dict[str, Tensor]:
+        """A continuous tensor per modality (token embeddings for text) for gradient methods."""
+        ...
+
+    def logits_from_embeddings(self, embeddings: Mapping[str, Tensor], batch: Batch) -> Tensor:
+        """Logits when the modalities in ``embeddings`` are replaced by the given continuous tensors."""
+        ...
+
+    def features(
+        self, batch: Batch, layer: str | None = None, embeddings: Mapping[str, Tensor] | None = None
+    ) -> Tensor:
+        """Activations ``[B, F]`` (flattened) of ``layer``; the penultimate layer by default."""
+        ...
+
+    def atoms(self, batch: Batch, modality: str) -> AtomLayout:
+        """How each sample of ``batch[modality]`` splits into atoms."""
+        ...
+
+    def mask(
+        self, batch: Batch, modality: str, atom_mask: Tensor, layout: AtomLayout | None = None
+    ) -> dict[str, Tensor]:
+        """A copy of ``batch`` in which the atoms of ``modality`` with ``atom_mask[b, a] = True`` are masked.
+
+        ``layout`` reuses atoms computed once by :meth:`atoms` (e.g. superpixels) across many masks.
+        """
+        ...
+
+
+def modality_by_name(modalities: Sequence[Modality], name: str, argument: str = "modality") -> Modality:
+    """The modality called ``name``; an :class:`InputError` listing the known names otherwise."""
+    for modality in modalities:
+        if modality.name == name:
+            return modality
+    known = ", ".join(repr(m.name) for m in modalities)
+    raise InputError(f"unknown modality {name!r}; this model has: {known}", argument=argument)
+
+
+def require(adapter: Adapter, capability: Capability, method: str) -> None:
+    """Raise :class:`CapabilityError` when ``adapter`` lacks ``capability`` needed by ``method``."""
+    if capability in adapter.capabilities:
+        return
+    if capability is Capability.GRADIENTS:
+        raise CapabilityError(
+            f"'{method}' needs gradients, but {type(adapter).__name__} has no differentiable inputs "
+            f"(capabilities: {sorted(c.value for c in adapter.capabilities)}). Use a perturbation method "
+            "instead, such as 'occlusion', which needs only logits and masking."
+        )
+    raise CapabilityError(
+        f"'{method}' needs the '{capability.value}' capability, which {type(adapter).__name__} lacks "
+        f"(capabilities: {sorted(c.value for c in adapter.capabilities)})."
+    )

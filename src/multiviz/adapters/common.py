@@ -1,0 +1,114 @@
+"""Shared parts of every adapter: batch validation, atoms and masking over declared modalities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from multiviz.adapters.base import Batch, modality_by_name
+from multiviz.atoms import AtomLayout
+from multiviz.errors import InputError
+from multiviz.masking import mask_atoms
+from multiviz.modality import Modality
+
+
+class ModalityAdapterBase:
+    """Validation, atoms and masking for an adapter with declared modalities.
+
+    Args:
+        modalities: the model's modalities, in forward order.
+        extra_keys: batch keys that are not modalities but are passed on (e.g. ``attention_mask``).
+    """
+
+    def __init__(self, modalities: Sequence[Modality], extra_keys: Iterable[str] = ()) -> None:
+        modalities = tuple(modalities)
+        if not modalities:
+            raise InputError("expected at least one Modality", argument="modalities")
+        names = [m.name for m in modalities]
+        if len(set(names)) != len(names):
+            raise InputError(f"modality names must be unique, got {names}", argument="modalities")
+        if "label" in names:
+            raise InputError(
+                "'label' is reserved for labels and cannot name a modality", argument="modalities"
+            )
+        self._modalities = modalities
+        self.extra_keys = frozenset(extra_keys)
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        return self._modalities
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def modality(self, name: str) -> Modality:
+        return modality_by_name(self._modalities, name)
+
+    def validate(self, batch: Batch) -> dict[str, Tensor]:
+        """Check a batch and move it to :attr:`device`; raises :class:`InputError` naming what is wrong."""
+        if not isinstance(batch, Mapping):
+            raise InputError(
+                f"expected a mapping from modality name to tensor, got {type(batch).__name__}",
+                argument="batch",
+            )
+        known = {m.name for m in self._modalities}
+        for key in batch:
+            if key not in known and key != "label" and key not in self.extra_keys:
+                raise InputError(
+                    f"unknown modality {key!r}; this model has modalities {sorted(known)}"
+                    + (f" and extra inputs {sorted(self.extra_keys)}" if self.extra_keys else ""),
+                    argument="batch",
+                )
+        sizes: dict[str, int] = {}
+        out: dict[str, Tensor] = {}
+        for modality in self._modalities:
+            if modality.name not in batch:
+                raise InputError(
+                    "missing from the batch; expected a tensor under this key",
+                    modality=modality.name,
+                    argument="batch",
+                )
+            tensor = modality.validate(batch[modality.name])
+            sizes[modality.name] = int(tensor.shape[0])
+            out[modality.name] = tensor.to(self.device)
+        for key in batch:
+            if key not in out:
+                value = batch[key]
+                out[key] = value.to(self.device) if isinstance(value, Tensor) else value
+        if len(set(sizes.values())) > 1:
+            raise InputError(
+                f"modalities disagree on the batch size: {sizes}; expected one size for all", argument="batch"
+            )
+        return out
+
+    def batch_size(self, batch: Batch) -> int:
+        return int(batch[self._modalities[0].name].shape[0])
+
+    def atoms(self, batch: Batch, modality: str) -> AtomLayout:
+        spec = self.modality(modality)
+        tensor = spec.validate(batch[modality]) if modality in batch else None
+        if tensor is None:
+            raise InputError("missing from the batch", modality=modality, argument="batch")
+        return spec.atomizer.layout(tensor, modality)
+
+    def mask(
+        self, batch: Batch, modality: str, atom_mask: Tensor, layout: AtomLayout | None = None
+    ) -> dict[str, Tensor]:
+        """A copy of ``batch`` with the chosen atoms of ``modality`` replaced by its baseline.
+
+        Pass ``layout`` to reuse atoms computed once (e.g. superpixels) across many masks.
+        """
+        spec = self.modality(modality)
+        if not isinstance(atom_mask, Tensor) or atom_mask.dtype != torch.bool:
+            raise InputError(
+                "expected a bool tensor [B, atoms] (True = mask the atom)",
+                modality=modality,
+                argument="atom_mask",
+            )
+        layout = layout if layout is not None else self.atoms(batch, modality)
+        out = dict(batch)
+        out[modality] = mask_atoms(batch[modality], spec, layout, atom_mask)
+        return out

@@ -1,0 +1,154 @@
+"""The ``multiviz`` command line: ``train``, ``demo``, ``methods``.
+
+It reads the method registry and the presets, calls the library, and is the only place (with the
+``plot`` module to come) that draws anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from multiviz.errors import MultivizError
+
+app = typer.Typer(
+    help="Explain multimodal PyTorch classifiers (MultiViz stages U, C, R, P and DIME).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+@app.command()
+def train(
+    preset: Annotated[str | None, typer.Option(help="A named preset, e.g. dime-synthetic.")] = None,
+    config: Annotated[Path | None, typer.Option(help="A YAML config file (see presets/*.yaml).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Checkpoint directory. Default runs/<preset>.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ...")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from <output>/.resume.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train a model from a preset or a YAML config; save the best epoch as a checkpoint."""
+    from multiviz.training import TrainConfig, fit
+
+    if (preset is None) == (config is None):
+        _fail("give exactly one of --preset or --config")
+    settings = TrainConfig.from_preset(preset) if preset else TrainConfig.from_yaml(config)  # type: ignore[arg-type]
+    if epochs is not None:
+        settings.epochs = epochs
+    if seed is not None:
+        settings.seed = seed
+    if device is not None:
+        settings.device = device
+    settings.__post_init__()
+    name = settings.preset or (config.stem if config else "model")
+    target = output or Path("runs") / name
+    try:
+        result = fit(settings, target, resume=resume, show_progress=not quiet)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]Interrupted.[/] Continue with: multiviz train ... --output {target} --resume")
+        raise typer.Exit(130) from None
+    metrics = result.metrics
+    console.print(f"checkpoint: {result.checkpoint}")
+    console.print(
+        f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}: validation accuracy "
+        f"{metrics['val_accuracy']:.2%}, test accuracy [bold]{metrics['test_accuracy']:.2%}[/] "
+        f"({metrics['train_seconds']:.1f} s)"
+    )
+
+
+@app.command()
+def demo(
+    quick: Annotated[
+        bool, typer.Option(help="A small model in seconds (CI smoke test); accuracy is lower.")
+    ] = False,
+    retrain: Annotated[bool, typer.Option(help="Train again even if a cached checkpoint exists.")] = False,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Default $MULTIVIZ_CACHE or ~/.cache/multiviz.")
+    ] = None,
+    sample: Annotated[int, typer.Option(help="Which test point to explain.")] = 0,
+) -> None:
+    """Train (or reuse) DIME's synthetic model, print its test accuracy and explain a test point."""
+    from multiviz.demo import run_demo
+
+    console.rule("multiviz demo: DIME synthetic task (label = sign(sum x1 + sum x2 + x1.x2))")
+    report = run_demo(quick=quick, retrain=retrain, cache_dir=cache_dir, sample=sample)
+    how = "trained now" if report.trained_now else "reused from cache"
+    console.print(
+        f"model: 4-layer MLP, checkpoint {report.checkpoint} ({how}; training took "
+        f"{report.train_seconds:.1f} s)"
+    )
+    console.print(f"[bold]test accuracy: {report.test_accuracy:.2%}[/] on {report.n_test:,} test points")
+    console.print(
+        f"\ntest point #{report.sample_index}: label {report.label}, predicted {report.predicted} "
+        f"(p = {report.probability:.3f}); explaining the predicted logit with gradient x input"
+    )
+    table = Table(title="gradient x input per feature (logit units)")
+    table.add_column("feature")
+    for name in report.attributions:
+        table.add_column(f"{name} value", justify="right")
+        table.add_column(f"{name} attribution", justify="right")
+    count = len(next(iter(report.inputs.values())))
+    for i in range(count):
+        row = [str(i)]
+        for name, attribution in report.attributions.items():
+            row += [f"{report.inputs[name][i]:+.3f}", f"{attribution.weights[0, i]:+.3f}"]
+        table.add_row(*row)
+    totals = ["sum"]
+    for name, attribution in report.attributions.items():
+        totals += [f"{sum(report.inputs[name]):+.3f}", f"{attribution.weights[0].sum():+.3f}"]
+    table.add_row(*totals, style="bold")
+    console.print(table)
+    shares = {name: abs(a.weights[0]).sum() for name, a in report.attributions.items()}
+    total = sum(shares.values()) or 1.0
+    console.print(
+        "modality share of |attribution|: "
+        + ", ".join(f"{name} {value / total:.0%}" for name, value in shares.items())
+    )
+    truth = report.ground_truth
+    console.print(
+        f"ground truth of this point: sum(x1) = {truth['d1']:+.3f}, sum(x2) = {truth['d2']:+.3f}, "
+        f"x1.x2 = {truth['d12']:+.3f}"
+    )
+
+
+@app.command()
+def methods(
+    stage: Annotated[str | None, typer.Option(help="Only this stage: U, C, R, P or E.")] = None,
+) -> None:
+    """List the registered explanation methods."""
+    from multiviz.registry import STAGES, list_methods
+
+    table = Table(title="multiviz methods")
+    for column in ("name", "stage", "needs", "what it does"):
+        table.add_column(column)
+    for info in list_methods(stage):
+        table.add_row(
+            info.name,
+            f"{info.stage} ({STAGES[info.stage]})",
+            ", ".join(sorted(c.value for c in info.requires)),
+            info.summary,
+        )
+    console.print(table)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    try:
+        app()
+    except MultivizError as error:
+        _fail(str(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data sets and generators for multiviz: synthetic scenes with ground truth for checking explanations."""

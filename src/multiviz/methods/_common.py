@@ -1,0 +1,85 @@
+"""Helpers shared by methods: scoring a target, aggregating element values to atoms, batching rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from multiviz.adapters.base import Adapter, Batch
+from multiviz.atoms import AtomLayout
+from multiviz.errors import InputError
+from multiviz.modality import ModalityKind
+from multiviz.targets import ResolvedTarget
+
+
+def target_scores(
+    adapter: Adapter, batch: Batch, target: ResolvedTarget, embeddings: Mapping[str, Tensor] | None = None
+) -> Tensor:
+    """The explained scalar per sample ``[B]``: a logit, or a feature of a layer."""
+    if target.source == "features":
+        outputs = adapter.features(batch, layer=target.layer, embeddings=embeddings)
+    elif embeddings is not None:
+        outputs = adapter.logits_from_embeddings(embeddings, batch)
+    else:
+        outputs = adapter.logits(batch)
+    return target.select(outputs)
+
+
+def aggregate_to_atoms(
+    values: Tensor, layout: AtomLayout, kind: ModalityKind, aggregation: str = "sum"
+) -> Tensor:
+    """Sum (or L2-norm) element-wise values over each atom -> float ``[B, max_atoms]``, NaN for no atom.
+
+    ``values`` has the input's shape (for text: the embeddings' shape ``[B, L, E]``); axes that are not
+    atom axes (image channels, embedding or feature dimensions) are reduced first.
+    """
+    if aggregation not in ("sum", "l2"):
+        raise InputError(f"expected 'sum' or 'l2', got {aggregation!r}", argument="aggregation")
+    per_element = values if aggregation == "sum" else values**2
+    atom_dims = layout.assignment.dim()
+    if kind is ModalityKind.IMAGE:
+        per_element = per_element.sum(dim=1)
+    elif per_element.dim() > atom_dims:
+        per_element = per_element.sum(dim=tuple(range(atom_dims, per_element.dim())))
+    batch, width = layout.batch_size, layout.max_atoms
+    index = layout.assignment.reshape(batch, -1).to(per_element.device)
+    flat = per_element.reshape(batch, -1).to(torch.float64)
+    keep = index >= 0
+    totals = torch.zeros(batch, width + 1, dtype=torch.float64, device=flat.device)
+    totals.scatter_add_(1, torch.where(keep, index, torch.full_like(index, width)), flat * keep)
+    totals = totals[:, :width]
+    if aggregation == "l2":
+        totals = totals.sqrt()
+    return torch.where(layout.valid_atoms().to(totals.device), totals, torch.full_like(totals, float("nan")))
+
+
+def to_numpy(values: Tensor) -> np.ndarray:
+    return values.detach().to("cpu", torch.float64).numpy()
+
+
+def select_rows(batch: Mapping[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+    """The samples ``rows`` of every tensor in the batch (repeats allowed)."""
+    return {
+        key: value[rows.to(value.device)] if isinstance(value, Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def chunks(total: int, size: int) -> Iterator[slice]:
+    if size < 1:
+        raise InputError(f"expected batch_size >= 1, got {size}", argument="batch_size")
+    for start in range(0, total, size):
+        yield slice(start, min(total, start + size))
+
+
+def chosen_modalities(adapter: Adapter, modalities: list[str] | tuple[str, ...] | None) -> list[str]:
+    names = [m.name for m in adapter.modalities]
+    if modalities is None:
+        return names
+    for name in modalities:
+        if name not in names:
+            raise InputError(f"unknown modality {name!r}; this model has {names}", argument="modalities")
+    return list(modalities)

@@ -1,0 +1,112 @@
+"""Targets: what an explanation explains.
+
+A target is one of
+* a class index ``c`` (explain logit ``c`` of every sample),
+* ``"predicted"`` (each sample's arg-max class on the unperturbed input),
+* ``"label"`` (each sample's label, read from ``batch["label"]``),
+* ``("feature", j)`` or ``("feature", j, layer)``: hidden feature ``j`` of the penultimate layer (or of the
+  named layer), the representation targets of MultiViz stage R.
+
+Class targets are resolved once, on the unperturbed input, so that a perturbed or interpolated input
+is always scored against the same class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
+
+import torch
+from torch import Tensor
+
+from multiviz.errors import InputError
+
+if TYPE_CHECKING:
+    from multiviz.adapters.base import Adapter, Batch
+
+Target = Union[int, str, tuple[str, int], tuple[str, int, str]]  # noqa: UP007 (readable alias)
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A target fixed for one batch: which output (logits or a layer's features), which index per sample."""
+
+    source: str  # "logits" or "features"
+    index: Tensor  # int64 [B]
+    layer: str | None = None
+    spec: Any = None  # the target as the user gave it (JSON-friendly)
+
+    def select(self, outputs: Tensor) -> Tensor:
+        """The explained scalar of each sample: ``outputs[b, index[b]]`` -> ``[B]``."""
+        return outputs.gather(1, self.index.to(outputs.device)[:, None]).squeeze(1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "source": self.source, "layer": self.layer, "index": self.index.tolist()}
+
+
+def normalise_target(target: Target) -> Any:
+    """Check the form of a target and return a JSON-friendly copy (tuples become lists)."""
+    if isinstance(target, bool):
+        raise InputError(
+            f"expected a class index, 'predicted', 'label' or ('feature', j), got {target!r}",
+            argument="target",
+        )
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str):
+        if target not in ("predicted", "label"):
+            raise InputError(
+                f"expected a class index, 'predicted', 'label' or ('feature', j), got {target!r}",
+                argument="target",
+            )
+        return target
+    if isinstance(target, tuple | list) and len(target) in (2, 3) and target[0] == "feature":
+        if isinstance(target[1], bool) or not isinstance(target[1], int):
+            raise InputError(
+                f"expected an integer feature index in ('feature', j), got {target[1]!r}", argument="target"
+            )
+        if len(target) == 3 and not isinstance(target[2], str):
+            raise InputError(
+                f"expected a layer name in ('feature', j, layer), got {target[2]!r}", argument="target"
+            )
+        return list(target)
+    raise InputError(
+        f"expected a class index, 'predicted', 'label' or ('feature', j), got {target!r}", argument="target"
+    )
+
+
+def resolve_target(adapter: Adapter, batch: Batch, target: Target) -> ResolvedTarget:
+    """Fix ``target`` for ``batch``; raises :class:`InputError` for an index out of range."""
+    spec = normalise_target(target)
+    size = adapter.batch_size(batch)
+    if isinstance(spec, list):
+        layer = spec[2] if len(spec) == 3 else None
+        with torch.no_grad():
+            width = adapter.features(batch, layer=layer).shape[1]
+        _check_range(spec[1], width, f"feature of layer {layer or 'penultimate'}")
+        return ResolvedTarget("features", torch.full((size,), spec[1], dtype=torch.int64), layer, spec)
+    with torch.no_grad():
+        logits = adapter.logits(batch)
+    classes = int(logits.shape[1])
+    if spec == "label":
+        if "label" not in batch:
+            raise InputError(
+                "target 'label' needs batch['label'] (int64 [B]); none was given", argument="target"
+            )
+        labels = torch.as_tensor(batch["label"]).to(torch.int64).reshape(-1).cpu()
+        if labels.shape[0] != size:
+            raise InputError(f"expected {size} labels, got {labels.shape[0]}", argument="batch['label']")
+        for value in labels.tolist():
+            _check_range(value, classes, "class (from batch['label'])")
+        return ResolvedTarget("logits", labels, None, spec)
+    if spec == "predicted":
+        return ResolvedTarget("logits", logits.argmax(dim=1).cpu(), None, spec)
+    _check_range(spec, classes, "class")
+    return ResolvedTarget("logits", torch.full((size,), spec, dtype=torch.int64), None, spec)
+
+
+def _check_range(index: int, width: int, what: str) -> None:
+    if not 0 <= index < width:
+        raise InputError(
+            f"{what} index {index} is out of range; expected 0 <= index < {width}", argument="target"
+        )

@@ -1,0 +1,252 @@
+"""Supervised training with validation, early stopping, a progress bar, and resume after interruption.
+
+Adam with a one-cycle learning-rate schedule; after every epoch the validation accuracy decides the
+best epoch (ties: lower validation loss), training stops after ``patience`` epochs without improvement,
+and the best weights are kept and saved. The full training state is written atomically after each epoch
+to ``<output>/.resume``; ``fit(..., resume=True)`` continues from it bit for bit (same seed, same
+result as an uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from multiviz.adapters import TorchAdapter
+from multiviz.data.registry import TrainingData, load_dataset
+from multiviz.errors import InputError
+from multiviz.io import atomic_directory, atomic_write_json
+from multiviz.models import build_model
+from multiviz.training.checkpoint import save_checkpoint
+from multiviz.training.config import TrainConfig
+
+RESUME_DIR = ".resume"
+
+
+@dataclass
+class TrainResult:
+    adapter: TorchAdapter
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def evaluate(adapter: TorchAdapter, batch: Mapping[str, Tensor], batch_size: int = 4096) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``adapter`` on a labelled batch dict."""
+    adapter.model.eval()
+    total = int(batch["label"].shape[0])
+    correct = 0
+    loss = 0.0
+    with torch.no_grad():
+        for start in range(0, total, batch_size):
+            part = {k: v[start : start + batch_size] for k, v in batch.items()}
+            logits = adapter.logits(part)
+            labels = part["label"].to(logits.device)
+            correct += int((logits.argmax(1) == labels).sum())
+            loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+    return {"accuracy": correct / total, "loss": loss / total}
+
+
+def fit(
+    config: TrainConfig,
+    output: str | Path,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    data: TrainingData | None = None,
+) -> TrainResult:
+    """Train the configured model, keep the best epoch, save it as a checkpoint in ``output``."""
+    output = Path(output)
+    data = data if data is not None else load_dataset(**_named(config.dataset))
+    torch.manual_seed(config.seed)
+    model = build_model(**_named_model(config.model)).to(config.device)
+    adapter = TorchAdapter(model, data.modalities)
+    train = data.splits["train"]
+    n_train = int(train["label"].shape[0])
+    steps_per_epoch = (n_train + config.batch_size - 1) // config.batch_size
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch
+    )
+    shuffle = torch.Generator().manual_seed(config.seed)
+    state = _State()
+    if resume:
+        state = _load_resume(output / RESUME_DIR, config, model, optimizer, schedule, shuffle)
+
+    started = time.perf_counter()
+    with _progress(show_progress) as progress:
+        epochs_task = progress.add_task("epochs", total=config.epochs, completed=state.epoch)
+        steps_task = progress.add_task("batches", total=steps_per_epoch)
+        while state.epoch < config.epochs and state.stale < config.patience:
+            model.train()
+            order = torch.randperm(n_train, generator=shuffle)
+            progress.reset(steps_task, total=steps_per_epoch)
+            for start in range(0, n_train, config.batch_size):
+                rows = order[start : start + config.batch_size]
+                batch = {k: v[rows].to(config.device) for k, v in train.items()}
+                logits = adapter.logits(batch)
+                loss = F.cross_entropy(logits, batch["label"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                progress.advance(steps_task)
+            state.epoch += 1
+            metrics = evaluate(adapter, data.splits["val"])
+            state.history.append(
+                {
+                    "epoch": state.epoch,
+                    "val_accuracy": metrics["accuracy"],
+                    "val_loss": metrics["loss"],
+                    "train_loss_last": float(loss.detach()),
+                }
+            )
+            if (metrics["accuracy"], -metrics["loss"]) > (state.best_accuracy, -state.best_loss):
+                state.best_accuracy, state.best_loss, state.best_epoch = (
+                    metrics["accuracy"],
+                    metrics["loss"],
+                    state.epoch,
+                )
+                state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                state.stale = 0
+            else:
+                state.stale += 1
+            progress.update(
+                epochs_task,
+                completed=state.epoch,
+                description=f"epochs (val acc {metrics['accuracy']:.4f}, best {state.best_accuracy:.4f})",
+            )
+            _save_resume(output / RESUME_DIR, config, model, optimizer, schedule, shuffle, state)
+
+    model.load_state_dict(state.best_weights)
+    model.eval()
+    test = evaluate(adapter, data.splits["test"])
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "val_accuracy": state.best_accuracy,
+        "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch,
+        "train_seconds": state.seconds + time.perf_counter() - started,
+    }
+    metadata = {"metrics": metrics, "history": state.history, "training": config.to_dict()}
+    path = save_checkpoint(output, adapter, metadata)
+    return TrainResult(adapter, metrics, state.history, path)
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    best_epoch: int = 0
+    best_accuracy: float = -1.0
+    best_loss: float = float("inf")
+    stale: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_weights: dict[str, Tensor] = field(default_factory=dict)
+
+
+def _named(section: dict[str, Any]) -> dict[str, Any]:
+    return dict(section)
+
+
+def _named_model(section: dict[str, Any]) -> dict[str, Any]:
+    section = dict(section)
+    return {"name": section.pop("name"), "config": section}
+
+
+def _progress(show: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not show,
+        transient=True,
+    )
+
+
+def _save_resume(
+    path: Path,
+    config: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    shuffle: torch.Generator,
+    state: _State,
+) -> None:
+    optimizer_state = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"best.{k}": v for k, v in state.best_weights.items()}
+    for index, values in optimizer_state["state"].items():
+        tensors |= {f"optimizer.{index}.{k}": torch.as_tensor(v) for k, v in values.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = shuffle.get_state()
+    meta = {
+        "config": config.to_dict(),
+        "state": {
+            k: getattr(state, k)
+            for k in ("epoch", "best_epoch", "best_accuracy", "best_loss", "stale", "history")
+        },
+        "optimizer_groups": optimizer_state["param_groups"],
+        "schedule": schedule.state_dict(),
+    }
+
+    def fill(directory: Path) -> None:
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+            str(directory / "state.safetensors"),
+        )
+        atomic_write_json(directory / "state.json", meta)
+
+    atomic_directory(path, fill)
+
+
+def _load_resume(
+    path: Path,
+    config: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    shuffle: torch.Generator,
+) -> _State:
+    if not (path / "state.json").is_file():
+        raise InputError(f"nothing to resume: no training state at {path}", argument="resume")
+    meta = json.loads((path / "state.json").read_text())
+    if meta["config"] != config.to_dict():
+        raise InputError(
+            f"the training state at {path} was made with another config; train without --resume "
+            "or use the same config",
+            argument="resume",
+        )
+    tensors = load_file(str(path / "state.safetensors"))
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            optimizer_state["state"].setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(optimizer_state)
+    schedule.load_state_dict(meta["schedule"])
+    torch.set_rng_state(tensors["rng.torch"])
+    shuffle.set_state(tensors["rng.shuffle"])
+    state = _State(**meta["state"])
+    state.best_weights = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
+    return state
+
+
+def clear_resume_state(output: str | Path) -> None:
+    shutil.rmtree(Path(output) / RESUME_DIR, ignore_errors=True)

@@ -1,0 +1,13 @@
+"""The README's Python example runs as written."""
+
+import re
+from pathlib import Path
+
+
+def test_readme_api_example_runs():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    example = re.search(r"## The API in ten lines\n\n```python\n(.*?)```", text, re.S)
+    assert example is not None
+    code = example.group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 11
+    exec(compile(code, "README.md", "exec"), {})
