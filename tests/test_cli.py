@@ -30,3 +30,15 @@ def test_quick_demo_trains_then_reuses_its_checkpoint(tmp_path):
     assert "gradient x input" in first.output and "x1.x2 =" in first.output
     second = runner.invoke(app, ["demo", "--quick", "--cache-dir", str(tmp_path), "--sample", "3"])
     assert second.exit_code == 0 and "reused from cache" in second.output and "test point #3" in second.output
+
+
+def test_bad_input_exits_with_code_2_and_a_clear_message(monkeypatch, capsys):
+    import pytest
+
+    from multiviz.cli import main
+
+    monkeypatch.setattr("sys.argv", ["multiviz", "train", "--preset", "dime-synthetic", "--epochs", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "argument 'epochs': expected an integer >= 1, got 0" in capsys.readouterr().out

@@ -6,8 +6,9 @@ It reads the method registry and the presets, calls the library, and is the only
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,13 +41,8 @@ def train(
     if (preset is None) == (config is None):
         _fail("give exactly one of --preset or --config")
     settings = TrainConfig.from_preset(preset) if preset else TrainConfig.from_yaml(config)  # type: ignore[arg-type]
-    if epochs is not None:
-        settings.epochs = epochs
-    if seed is not None:
-        settings.seed = seed
-    if device is not None:
-        settings.device = device
-    settings.__post_init__()
+    overrides: dict[str, Any] = {"epochs": epochs, "seed": seed, "device": device}
+    settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     name = settings.preset or (config.stem if config else "model")
     target = output or Path("runs") / name
     try:
@@ -147,7 +143,8 @@ def main() -> None:
     try:
         app()
     except MultivizError as error:
-        _fail(str(error))
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -52,6 +52,15 @@ _NDIM: dict[ModalityKind, tuple[int, ...]] = {
     ModalityKind.VECTOR: (2,),
 }
 
+_LAYOUT: dict[ModalityKind, str] = {
+    ModalityKind.IMAGE: "float [B, C, H, W]",
+    ModalityKind.TEXT: "integer token ids [B, L]",
+    ModalityKind.AUDIO: "float [B, T] or [B, T, F]",
+    ModalityKind.TIMESERIES: "float [B, T, F]",
+    ModalityKind.TABULAR: "float [B, D]",
+    ModalityKind.VECTOR: "float [B, D]",
+}
+
 _BASELINES: dict[ModalityKind, tuple[str, ...]] = {
     ModalityKind.IMAGE: ("mean", "blur", "zero"),
     ModalityKind.TEXT: ("mask", "pad"),
@@ -158,13 +167,9 @@ class Modality:
                 f"expected a torch.Tensor, got {type(x).__name__}", modality=self.name, argument=argument
             )
         if x.dim() not in _NDIM[kind]:
-            layout = ModalityKind.__doc__ or ""
-            expected = next(
-                (line.strip() for line in layout.splitlines() if line.strip().startswith(f"``{kind}``")), ""
-            )
             raise InputError(
-                f"expected {' or '.join(str(n) for n in _NDIM[kind])} dimensions ({expected}), "
-                f"got shape {tuple(x.shape)}",
+                f"expected {' or '.join(str(n) for n in _NDIM[kind])} dimensions "
+                f"({kind.value}: {_LAYOUT[kind]}), got shape {tuple(x.shape)}",
                 modality=self.name,
                 argument=argument,
             )

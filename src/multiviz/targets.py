@@ -75,8 +75,13 @@ def normalise_target(target: Target) -> Any:
     )
 
 
-def resolve_target(adapter: Adapter, batch: Batch, target: Target) -> ResolvedTarget:
-    """Fix ``target`` for ``batch``; raises :class:`InputError` for an index out of range."""
+def resolve_target(
+    adapter: Adapter, batch: Batch, target: Target, logits: Tensor | None = None
+) -> ResolvedTarget:
+    """Fix ``target`` for ``batch``; raises :class:`InputError` for an index out of range.
+
+    ``logits``: the batch's logits if the caller already computed them (saves a forward pass).
+    """
     spec = normalise_target(target)
     size = adapter.batch_size(batch)
     if isinstance(spec, list):
@@ -85,8 +90,10 @@ def resolve_target(adapter: Adapter, batch: Batch, target: Target) -> ResolvedTa
             width = adapter.features(batch, layer=layer).shape[1]
         _check_range(spec[1], width, f"feature of layer {layer or 'penultimate'}")
         return ResolvedTarget("features", torch.full((size,), spec[1], dtype=torch.int64), layer, spec)
-    with torch.no_grad():
-        logits = adapter.logits(batch)
+    if logits is None:
+        with torch.no_grad():
+            logits = adapter.logits(batch)
+    logits = logits.detach()
     classes = int(logits.shape[1])
     if spec == "label":
         if "label" not in batch:

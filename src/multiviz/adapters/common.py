@@ -89,10 +89,9 @@ class ModalityAdapterBase:
 
     def atoms(self, batch: Batch, modality: str) -> AtomLayout:
         spec = self.modality(modality)
-        tensor = spec.validate(batch[modality]) if modality in batch else None
-        if tensor is None:
+        if modality not in batch:
             raise InputError("missing from the batch", modality=modality, argument="batch")
-        return spec.atomizer.layout(tensor, modality)
+        return spec.atomizer.layout(spec.validate(batch[modality]), modality)
 
     def mask(
         self, batch: Batch, modality: str, atom_mask: Tensor, layout: AtomLayout | None = None

@@ -32,7 +32,9 @@ class TorchAdapter(ModalityAdapterBase):
         modalities: its input modalities.
         arguments: modality name -> forward keyword; default the modality's name.
         embeddings: text modality name -> dotted name of the submodule whose output is the token embeddings
-            (e.g. ``"text_encoder.embedding"``). Needed for gradient methods on text.
+            (e.g. ``"text_encoder.embedding"``). Needed for gradient methods on text. An ``nn.Embedding``
+            is assumed to receive the modality's token ids unchanged and is called directly by
+            :meth:`embed`; any other module's output is captured from a forward pass.
         head: dotted name of the classification head; its *input* is the penultimate representation.
             Default: the last ``nn.Linear`` in ``model.named_modules()`` order.
         extra_arguments: batch key -> forward keyword, passed unchanged (e.g. an attention mask).
@@ -115,10 +117,19 @@ class TorchAdapter(ModalityAdapterBase):
                     modality=modality.name,
                     argument="embeddings",
                 )
-        if self.embedding_modules:
-            with self._capture_outputs(self.embedding_modules, captured):
+        # An nn.Embedding maps ids to vectors by itself: call it directly instead of running the model.
+        direct = {
+            name: module_name
+            for name, module_name in self.embedding_modules.items()
+            if isinstance(self._submodule(module_name, "embeddings"), nn.Embedding)
+        }
+        for name, module_name in direct.items():
+            out[name] = self._submodule(module_name, "embeddings")(batch[name])
+        captured_modules = {n: m for n, m in self.embedding_modules.items() if n not in direct}
+        if captured_modules:
+            with self._capture_outputs(captured_modules, captured):
                 self._forward(batch)
-            out.update({name: captured[name] for name in self.embedding_modules})
+            out.update({name: captured[name] for name in captured_modules})
         return out
 
     def logits_from_embeddings(self, embeddings: Mapping[str, Tensor], batch: Batch) -> Tensor:

@@ -15,7 +15,7 @@ from multiviz.adapters.base import Adapter, Batch, Capability, require
 from multiviz.methods._common import aggregate_to_atoms, chosen_modalities, target_scores, to_numpy
 from multiviz.registry import register_method
 from multiviz.results import Attribution
-from multiviz.targets import Target, resolve_target
+from multiviz.targets import Target, normalise_target, resolve_target
 
 
 @register_method("gradient_x_input", stage="U", requires={Capability.GRADIENTS})
@@ -31,12 +31,17 @@ def gradient_x_input(
     require(adapter, Capability.GRADIENTS, "gradient_x_input")
     names = chosen_modalities(adapter, modalities)
     batch = adapter.validate(batch)
-    resolved = resolve_target(adapter, batch, target)
     embeddings = {
         name: value.detach().clone().requires_grad_(True) for name, value in adapter.embed(batch).items()
     }
     with torch.enable_grad():
-        scores = target_scores(adapter, batch, resolved, embeddings)
+        if isinstance(normalise_target(target), int | str):
+            logits = adapter.logits_from_embeddings(embeddings, batch)  # one forward: target and gradient
+            resolved = resolve_target(adapter, batch, target, logits=logits)
+            scores = resolved.select(logits)
+        else:
+            resolved = resolve_target(adapter, batch, target)
+            scores = target_scores(adapter, batch, resolved, embeddings)
         gradients = torch.autograd.grad(scores.sum(), [embeddings[name] for name in names], allow_unused=True)
     results: dict[str, Attribution] = {}
     for name, gradient in zip(names, gradients, strict=True):

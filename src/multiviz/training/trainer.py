@@ -68,7 +68,7 @@ def fit(
 ) -> TrainResult:
     """Train the configured model, keep the best epoch, save it as a checkpoint in ``output``."""
     output = Path(output)
-    data = data if data is not None else load_dataset(**_named(config.dataset))
+    data = data if data is not None else load_dataset(**config.dataset)
     torch.manual_seed(config.seed)
     model = build_model(**_named_model(config.model)).to(config.device)
     adapter = TorchAdapter(model, data.modalities)
@@ -157,10 +157,6 @@ class _State:
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
     best_weights: dict[str, Tensor] = field(default_factory=dict)
-
-
-def _named(section: dict[str, Any]) -> dict[str, Any]:
-    return dict(section)
 
 
 def _named_model(section: dict[str, Any]) -> dict[str, Any]:

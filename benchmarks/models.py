@@ -1,0 +1,59 @@
+"""Models the benchmarks explain: the real tasks' shapes with random weights (cost per forward counts)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+import multiviz as mv
+from multiviz.models import ConcatMLP
+
+
+class ImageQuestionModel(nn.Module):
+    """easy-VQA-shaped: 64x64 RGB image (3-layer CNN, batch norm) x bag of question words -> 13 answers."""
+
+    def __init__(self, vocabulary: int = 1000, answers: int = 13) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width in (32, 64, 64):
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.image_encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.embedding = nn.Embedding(vocabulary, 64)
+        self.fusion = nn.Linear(64, 64)
+        self.head = nn.Linear(64, answers)
+
+    def forward(self, image: Tensor, question: Tensor) -> Tensor:
+        words = (question != 0).unsqueeze(-1).float()
+        text = (self.embedding(question) * words).sum(1) / words.sum(1).clamp(min=1)
+        return self.head(torch.relu(self.fusion(self.image_encoder(image) * text)))
+
+
+def image_question(batch: int, seed: int = 0) -> tuple[mv.TorchAdapter, dict[str, Tensor]]:
+    torch.manual_seed(seed)
+    modalities = [
+        mv.Modality("image", "image", atoms=mv.ImagePatches(8), channels=3),
+        mv.Modality("question", "text", atoms=mv.TextTokens([101, 102], pad_token_id=0, mask_token_id=103)),
+    ]
+    adapter = mv.TorchAdapter(ImageQuestionModel(), modalities, embeddings={"question": "embedding"})
+    generator = torch.Generator().manual_seed(seed)
+    words = torch.randint(200, 1000, (batch, 10), generator=generator)
+    question = torch.cat([torch.full((batch, 1), 101), words, torch.full((batch, 1), 102)], dim=1)
+    return adapter, {"image": torch.rand(batch, 3, 64, 64, generator=generator), "question": question}
+
+
+def dime_mlp(batch: int, seed: int = 0) -> tuple[mv.TorchAdapter, dict[str, Tensor]]:
+    torch.manual_seed(seed)
+    model = ConcatMLP({"x1": 10, "x2": 10}, hidden=(100, 200, 10), num_classes=2)
+    adapter = mv.TorchAdapter(model, [mv.Modality("x1", "vector"), mv.Modality("x2", "vector")])
+    generator = torch.Generator().manual_seed(seed)
+    return adapter, {
+        "x1": torch.randn(batch, 10, generator=generator),
+        "x2": torch.randn(batch, 10, generator=generator),
+    }
