@@ -42,3 +42,20 @@ def test_bad_input_exits_with_code_2_and_a_clear_message(monkeypatch, capsys):
         main()
     assert exit_info.value.code == 2
     assert "argument 'epochs': expected an integer >= 1, got 0" in capsys.readouterr().out
+
+
+def test_train_from_a_yaml_config_writes_a_loadable_checkpoint(tmp_path):
+    from multiviz import load_checkpoint
+
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "dataset: {name: dime-synthetic, n_points: 2000, seed: 0}\n"
+        "model: {name: concat_mlp, input_dims: {x1: 10, x2: 10}, hidden: [8], num_classes: 2}\n"
+        "epochs: 2\nbatch_size: 64\n"
+    )
+    result = runner.invoke(app, ["train", "--config", str(config), "--output", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint.metadata["training"]["epochs"] == 2
+    assert checkpoint.metadata["metrics"]["epochs_run"] == 2
