@@ -86,7 +86,7 @@ def fit(
     if resume:
         state = _load_resume(output / RESUME_DIR, config, model, optimizer, schedule, shuffle)
 
-    started = time.perf_counter()
+    started, seconds_before = time.perf_counter(), state.seconds
     with _progress(show_progress) as progress:
         epochs_task = progress.add_task("epochs", total=config.epochs, completed=state.epoch)
         steps_task = progress.add_task("batches", total=steps_per_epoch)
@@ -129,6 +129,7 @@ def fit(
                 completed=state.epoch,
                 description=f"epochs (val acc {metrics['accuracy']:.4f}, best {state.best_accuracy:.4f})",
             )
+            state.seconds = seconds_before + time.perf_counter() - started
             _save_resume(output / RESUME_DIR, config, model, optimizer, schedule, shuffle, state)
 
     model.load_state_dict(state.best_weights)
@@ -140,7 +141,7 @@ def fit(
         "val_accuracy": state.best_accuracy,
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
-        "train_seconds": state.seconds + time.perf_counter() - started,
+        "train_seconds": seconds_before + time.perf_counter() - started,
     }
     metadata = {"metrics": metrics, "history": state.history, "training": config.to_dict()}
     path = save_checkpoint(output, adapter, metadata)
@@ -195,7 +196,7 @@ def _save_resume(
         "config": config.to_dict(),
         "state": {
             k: getattr(state, k)
-            for k in ("epoch", "best_epoch", "best_accuracy", "best_loss", "stale", "history")
+            for k in ("epoch", "best_epoch", "best_accuracy", "best_loss", "stale", "seconds", "history")
         },
         "optimizer_groups": optimizer_state["param_groups"],
         "schedule": schedule.state_dict(),
