@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from multiviz.cli_data import data_app
 from multiviz.errors import MultivizError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+app.add_typer(data_app, name="data")
 
 
 @app.command()
