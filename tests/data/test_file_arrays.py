@@ -103,3 +103,25 @@ def test_join_lines_up_rows_after_a_skipped_image(npz_file, tmp_path):
     assert [m.name for m in joined.modalities] == ["image", "series"]
     with pytest.raises(InputError, match=r"both data sets hold \['series'\]"):
         arrays.join(arrays)
+
+
+def test_a_config_trains_on_your_own_files(tmp_path):
+    """dataset: {name: files, path: ...} trains the registered MLP; the rule y = [x0 + x1 > 0] is learnt."""
+    from multiviz.training import TrainConfig, fit
+
+    generator = np.random.default_rng(1)
+    x = generator.standard_normal((300, 4)).astype(np.float32)
+    np.savez(tmp_path / "rule.npz", x=x, label=(x[:, 0] + x[:, 1] > 0).astype(np.int64))
+    config = TrainConfig(
+        dataset={"name": "files", "path": str(tmp_path / "rule.npz"), "modalities": {"x": "tabular"}},
+        model={"name": "concat_mlp", "input_dims": {"x": 4}, "hidden": [16], "num_classes": 2},
+        epochs=6,
+        batch_size=50,
+        learning_rate=0.03,
+        patience=6,
+    )
+    result = fit(config, tmp_path / "run", show_progress=False)
+    assert result.metrics["test_accuracy"] >= 0.9
+    no_labels = load_arrays(tmp_path / "rule.npz", modalities={"x": "tabular"}, label=None)
+    with pytest.raises(InputError, match="has no labels to train on"):
+        no_labels.training_data()

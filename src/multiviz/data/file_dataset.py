@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from multiviz.errors import InputError
 from multiviz.modality import Modality
+
+if TYPE_CHECKING:
+    from multiviz.data.registry import TrainingData
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,23 @@ class FileDataset:
             "test": order[n_train + n_val :],
         }
         return {name: self.batch(index) for name, index in parts.items()}
+
+    def training_data(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> TrainingData:
+        """The :meth:`split` as the trainer's input: ``fit(config, output, data=dataset.training_data())``."""
+        from multiviz.data.registry import TrainingData
+
+        if self.labels is None:
+            raise InputError(
+                f"{self.source}: has no labels to train on; name the label column", argument="label"
+            )
+        extra = sorted(set(self.tensors) - {m.name for m in self.modalities})
+        if extra:
+            raise InputError(
+                f"the trainer feeds modalities only, but these tensors are extra inputs: {extra}; read the "
+                "texts without a HuggingFace tokenizer, or train with your own loop",
+                argument="tensors",
+            )
+        return TrainingData(self.split(fractions, seed), list(self.modalities), self.num_classes)
 
     def join(self, other: FileDataset) -> FileDataset:
         """Both data sets' modalities side by side, on the source rows present in both.
