@@ -115,7 +115,10 @@ class HuggingFaceAdapter(TorchAdapter):
         return [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(self.num_classes)]
 
     def encode_texts(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, Tensor]:
-        """Token ids and ``attention_mask`` of ``texts``, padded to one length, by the tokenizer."""
+        """Token ids and ``attention_mask`` of ``texts``, padded to one length, by the tokenizer.
+
+        Texts longer than ``max_length`` tokens (default: the text encoder's position count) are cut.
+        """
         if self.tokenizer is None:
             raise InputError(
                 "this adapter has no tokenizer; save one in the model folder (tokenizer.save_pretrained) "
@@ -124,11 +127,14 @@ class HuggingFaceAdapter(TorchAdapter):
             )
         if isinstance(texts, str) or not texts:
             raise InputError("expected a non-empty list of strings", argument="texts")
+        config = getattr(self.model, "config", None)
+        text_config = getattr(config, "text_config", None) or config
+        limit = max_length or getattr(text_config, "max_position_embeddings", None)
         encoded = self.tokenizer(
             list(texts),
             padding=True,
-            truncation=max_length is not None,
-            max_length=max_length,
+            truncation=limit is not None,
+            max_length=limit,
             return_tensors="pt",
         )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
