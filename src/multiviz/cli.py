@@ -149,7 +149,9 @@ def main() -> None:
     try:
         app()
     except MultivizError as error:
-        _fail(str(error))
+        # Outside the Typer app a typer.Exit is not handled (it would print a traceback): exit directly.
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -95,8 +95,8 @@ def load_table(
                 if not skip_bad_images:
                     raise BadImageError(
                         error.path,
-                        f"{error.reason} (row {row} of {source}; pass skip_bad_images=True to "
-                        "leave such rows out)",
+                        f"{error.reason} (row {row} of {source}; pass skip_bad_images=True "
+                        "(CLI: --skip-bad-images) to leave such rows out)",
                     ) from None
                 skipped.append(SkippedRow(row, str(error.path), error.reason))
                 continue
