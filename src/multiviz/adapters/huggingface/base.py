@@ -78,10 +78,10 @@ class HuggingFaceAdapter(TorchAdapter):
                 argument="implementation",
             )
         setter = getattr(self.model, "set_attn_implementation", None)
-        if setter is None:  # pragma: no cover - transformers < 4.56
+        if setter is None:  # pragma: no cover - older transformers releases
             raise CapabilityError(
-                "switching attention needs transformers with PreTrainedModel.set_attn_implementation "
-                "(>= 4.56); load the model with attn_implementation='eager' instead"
+                "switching attention needs a transformers release with "
+                "PreTrainedModel.set_attn_implementation; load the model with attn_implementation='eager'"
             )
         setter(implementation)
         self._attention_changed()

@@ -87,7 +87,6 @@ class CLIPAdapter(HuggingFaceAdapter):
             baseline=image_baseline,
             channels=getattr(vision, "num_channels", None),
         )
-        self.tokenizer = tokenizer
         self.prompt_ids: Tensor | None = None
         self.prompt_attention_mask: Tensor | None = None
         if prompts is None:
