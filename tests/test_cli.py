@@ -53,9 +53,38 @@ def test_train_from_a_yaml_config_writes_a_loadable_checkpoint(tmp_path):
         "model: {name: concat_mlp, input_dims: {x1: 10, x2: 10}, hidden: [8], num_classes: 2}\n"
         "epochs: 2\nbatch_size: 64\n"
     )
-    result = runner.invoke(app, ["train", "--config", str(config), "--output", str(tmp_path / "run"), "--quiet"])
+    result = runner.invoke(
+        app, ["train", "--config", str(config), "--output", str(tmp_path / "run"), "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output
     checkpoint = load_checkpoint(tmp_path / "run")
     assert checkpoint.metadata["training"]["epochs"] == 2
     assert checkpoint.metadata["metrics"]["epochs_run"] == 2
+
+
+def test_data_inspect_prints_rows_shapes_and_labels(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    Image.new("RGB", (5, 5), (255, 0, 0)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    rows = [{"img": "a.png", "q": "what colour?", "y": "red"}, {"img": "b.png", "q": "is it?", "y": "no"}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    base = ["data", "inspect", str(tmp_path / "t.jsonl"), "--image", "img", "--text", "q", "--label", "y"]
+    failed = runner.invoke(app, [*base, "--image-size", "8"])
+    assert failed.exit_code != 0 and str(tmp_path / "b.png") in str(failed.exception)
+    result = runner.invoke(app, [*base, "--image-size", "8", "--skip-bad-images"])
+    assert result.exit_code == 0, result.output
+    assert "1 rows" in result.output and "skipped row 1" in result.output
+    assert "[1, 3, 8, 8]" in result.output and "red" in result.output
+    np.savez(tmp_path / "a.npz", series=np.zeros((4, 6)), label=np.array([0, 1, 1, 1]))
+    as_json = runner.invoke(
+        app, ["data", "inspect", str(tmp_path / "a.npz"), "--modality", "series=timeseries", "--json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    summary = json.loads(as_json.output)
+    assert summary["tensors"]["series"] == {"kind": "timeseries", "shape": [4, 6, 1], "dtype": "float32"}
+    assert summary["labels"] == {"0": 1, "1": 3}

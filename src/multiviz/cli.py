@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from multiviz.cli_data import data_app
 from multiviz.errors import MultivizError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+app.add_typer(data_app, name="data")
 
 
 @app.command()
@@ -143,6 +145,7 @@ def main() -> None:
     try:
         app()
     except MultivizError as error:
+        # Outside the Typer app a typer.Exit is not handled (it would print a traceback): exit directly.
         console.print(f"[red]error:[/] {error}")
         raise SystemExit(2) from None
 

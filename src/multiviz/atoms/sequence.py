@@ -41,3 +41,24 @@ class TimeWindows(Atomizer):
 
     def config(self) -> dict[str, Any]:
         return {"window": self.window}
+
+
+class RegionAtoms(TimeWindows):
+    """One atom per element of axis 1 of ``[B, R, D]`` region features (labels ``"region r"``).
+
+    For models that read detector regions instead of pixels (VisualBERT's ``visual_embeds``).
+    """
+
+    type_name = "regions"
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def layout(self, x: Tensor, modality: str) -> AtomLayout:
+        layout = super().layout(x, modality)
+        count = layout.n_atoms[0]
+        layout.labels = [[f"region {r}" for r in range(count)] for _ in range(layout.batch_size)]
+        return layout
+
+    def config(self) -> dict[str, Any]:
+        return {}

@@ -29,7 +29,16 @@ def _dime_synthetic(**options: Any) -> TrainingData:
     return TrainingData({s: data.split(s) for s in ("train", "val", "test")}, dime_modalities(dim), 2)
 
 
-DATASETS: dict[str, Callable[..., TrainingData]] = {"dime-synthetic": _dime_synthetic}
+def _files(
+    path: str, split: tuple[float, float, float] = (0.8, 0.1, 0.1), split_seed: int = 0, **options: Any
+) -> TrainingData:
+    """Your own files (see :mod:`multiviz.data.files`); ``options`` go to ``load_files``."""
+    from multiviz.data.files import load_files
+
+    return load_files(path, **options).training_data(split, split_seed)
+
+
+DATASETS: dict[str, Callable[..., TrainingData]] = {"dime-synthetic": _dime_synthetic, "files": _files}
 
 
 def load_dataset(name: str, **options: Any) -> TrainingData:
