@@ -7,7 +7,7 @@ R representations, P prediction; plus DIME's disentangled explanations (Lyu et a
 from multiviz.adapters import Adapter, Capability, FunctionAdapter, TorchAdapter
 from multiviz.atoms import AtomLayout, FeatureAtoms, ImagePatches, Superpixels, TextTokens, TimeWindows
 from multiviz.errors import CapabilityError, CheckpointError, InputError, MultivizError
-from multiviz.methods import gradient_x_input, occlusion
+from multiviz.methods import gradient_x_input, integrated_gradients, occlusion, saliency, smoothgrad
 from multiviz.modality import Modality, ModalityKind
 from multiviz.registry import get_method, list_methods
 from multiviz.results import Attribution, Disentanglement, InteractionMap, result_from_dict
@@ -38,8 +38,11 @@ __all__ = [
     "__version__",
     "get_method",
     "gradient_x_input",
+    "integrated_gradients",
     "list_methods",
     "load_checkpoint",
     "occlusion",
     "result_from_dict",
+    "saliency",
+    "smoothgrad",
 ]
