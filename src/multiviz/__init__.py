@@ -7,7 +7,16 @@ R representations, P prediction; plus DIME's disentangled explanations (Lyu et a
 from multiviz.adapters import Adapter, Capability, FunctionAdapter, TorchAdapter
 from multiviz.atoms import AtomLayout, FeatureAtoms, ImagePatches, Superpixels, TextTokens, TimeWindows
 from multiviz.errors import CapabilityError, CheckpointError, InputError, MultivizError
-from multiviz.methods import gradient_x_input, integrated_gradients, occlusion, saliency, smoothgrad
+from multiviz.methods import (
+    gradient_x_input,
+    integrated_gradients,
+    kernel_shap,
+    kl_occlusion,
+    lime,
+    occlusion,
+    saliency,
+    smoothgrad,
+)
 from multiviz.modality import Modality, ModalityKind
 from multiviz.registry import get_method, list_methods
 from multiviz.results import Attribution, Disentanglement, InteractionMap, result_from_dict
@@ -39,6 +48,9 @@ __all__ = [
     "get_method",
     "gradient_x_input",
     "integrated_gradients",
+    "kernel_shap",
+    "kl_occlusion",
+    "lime",
     "list_methods",
     "load_checkpoint",
     "occlusion",

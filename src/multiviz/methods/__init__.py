@@ -1,6 +1,18 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
 from multiviz.methods.gradients import gradient_x_input, integrated_gradients, saliency, smoothgrad
+from multiviz.methods.kernel_shap import kernel_shap
+from multiviz.methods.kl_occlusion import kl_occlusion
+from multiviz.methods.lime import lime
 from multiviz.methods.occlusion import occlusion
 
-__all__ = ["gradient_x_input", "integrated_gradients", "occlusion", "saliency", "smoothgrad"]
+__all__ = [
+    "gradient_x_input",
+    "integrated_gradients",
+    "kernel_shap",
+    "kl_occlusion",
+    "lime",
+    "occlusion",
+    "saliency",
+    "smoothgrad",
+]
