@@ -8,6 +8,7 @@ from multiviz.adapters import Adapter, Capability, FunctionAdapter, TorchAdapter
 from multiviz.atoms import AtomLayout, FeatureAtoms, ImagePatches, Superpixels, TextTokens, TimeWindows
 from multiviz.errors import CapabilityError, CheckpointError, InputError, MultivizError
 from multiviz.methods import (
+    grad_cam,
     gradient_x_input,
     integrated_gradients,
     kernel_shap,
@@ -46,6 +47,7 @@ __all__ = [
     "TorchAdapter",
     "__version__",
     "get_method",
+    "grad_cam",
     "gradient_x_input",
     "integrated_gradients",
     "kernel_shap",

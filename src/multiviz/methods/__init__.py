@@ -1,5 +1,6 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
+from multiviz.methods.grad_cam import grad_cam
 from multiviz.methods.gradients import gradient_x_input, integrated_gradients, saliency, smoothgrad
 from multiviz.methods.kernel_shap import kernel_shap
 from multiviz.methods.kl_occlusion import kl_occlusion
@@ -7,6 +8,7 @@ from multiviz.methods.lime import lime
 from multiviz.methods.occlusion import occlusion
 
 __all__ = [
+    "grad_cam",
     "gradient_x_input",
     "integrated_gradients",
     "kernel_shap",
