@@ -14,13 +14,20 @@ from multiviz.methods import (
     kernel_shap,
     kl_occlusion,
     lime,
+    modality_summary,
     occlusion,
     saliency,
     smoothgrad,
 )
 from multiviz.modality import Modality, ModalityKind
 from multiviz.registry import get_method, list_methods
-from multiviz.results import Attribution, Disentanglement, InteractionMap, result_from_dict
+from multiviz.results import (
+    Attribution,
+    Disentanglement,
+    InteractionMap,
+    ModalitySummary,
+    result_from_dict,
+)
 from multiviz.training import load_checkpoint
 
 __version__ = "0.1.0"
@@ -40,6 +47,7 @@ __all__ = [
     "InteractionMap",
     "Modality",
     "ModalityKind",
+    "ModalitySummary",
     "MultivizError",
     "Superpixels",
     "TextTokens",
@@ -55,6 +63,7 @@ __all__ = [
     "lime",
     "list_methods",
     "load_checkpoint",
+    "modality_summary",
     "occlusion",
     "result_from_dict",
     "saliency",

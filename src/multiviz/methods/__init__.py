@@ -5,6 +5,7 @@ from multiviz.methods.gradients import gradient_x_input, integrated_gradients, s
 from multiviz.methods.kernel_shap import kernel_shap
 from multiviz.methods.kl_occlusion import kl_occlusion
 from multiviz.methods.lime import lime
+from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "kernel_shap",
     "kl_occlusion",
     "lime",
+    "modality_summary",
     "occlusion",
     "saliency",
     "smoothgrad",
