@@ -54,7 +54,8 @@ def test_lime_recovers_the_weights_of_a_model_linear_in_the_atoms():
         assert np.abs(result[name].weights - expected).max() / np.abs(expected).max() < 1e-3
 
 
-def test_lime_equals_the_lime_package_on_the_same_samples():
+@pytest.mark.parametrize("output", ["score", "probability"])
+def test_lime_equals_the_lime_package_on_the_same_samples(output):
     lime_base = pytest.importorskip("lime.lime_base")
     from sklearn.metrics import pairwise_distances
 
@@ -62,14 +63,15 @@ def test_lime_equals_the_lime_package_on_the_same_samples():
 
     adapter = TorchAdapter(Interacting(), [Modality("x1", "vector"), Modality("x2", "vector")], head="head")
     batch = {"x1": torch.randn(2, 5, dtype=torch.float64), "x2": torch.randn(2, 2, dtype=torch.float64)}
-    ours = lime(adapter, batch, 1, n_samples=300, seed=11, modalities=["x1"])["x1"]
+    ours = lime(adapter, batch, 1, n_samples=300, seed=11, modalities=["x1"], output=output)["x1"]
     kept = lime_coalitions(5, 300, 11)
     distances = pairwise_distances(kept.astype(float), np.ones((1, 5)), metric="cosine").ravel()
     explainer = lime_base.LimeBase(lambda d: np.sqrt(np.exp(-(d**2) / 0.25**2)))
     for sample in range(2):
         x1 = batch["x1"][sample] * torch.from_numpy(kept)  # baseline zero: masked features are 0
         with torch.no_grad():
-            labels = adapter.logits({"x1": x1, "x2": batch["x2"][sample].expand(300, 2)}).numpy()
+            labels = adapter.logits({"x1": x1, "x2": batch["x2"][sample].expand(300, 2)})
+            labels = (torch.softmax(labels, 1) if output == "probability" else labels).numpy()
         _, pairs, _, _ = explainer.explain_instance_with_data(
             kept.astype(float), labels, distances, 1, 5, feature_selection="none"
         )
@@ -182,6 +184,8 @@ def test_bad_input_is_named(tiny_adapter, tiny_batch):
         lime(tiny_adapter, tiny_batch, 9)
     with pytest.raises(InputError, match="n_samples"):
         kernel_shap(tiny_adapter, tiny_batch, 0, n_samples=0)
+    with pytest.raises(InputError, match="needs a class target"):
+        lime(tiny_adapter, tiny_batch, ("feature", 0), output="probability")
     with pytest.raises(InputError, match="kernel_width"):
         lime(tiny_adapter, tiny_batch, 0, kernel_width=0)
     with pytest.raises(InputError, match="batch_size"):

@@ -81,10 +81,13 @@ def lime(
     alpha: float = 1.0,
     batch_size: int = 256,
     seed: int = 0,
+    output: str = "score",
 ) -> dict[str, Attribution]:
     """LIME per modality: a kernel-weighted ridge surrogate over the atoms' presence (Ribeiro et al. 2016).
 
     ``alpha`` is the ridge penalty (1.0 as in the ``lime`` package; 0 for ordinary weighted least squares).
+    ``output="score"`` explains the target score (a logit, or a feature); ``output="probability"`` the
+    target class's softmax probability, as the ``lime`` package's ``classifier_fn`` convention does.
     ``extras`` holds, per sample, the surrogate's ``intercept`` and weighted ``r2``.
     """
     require(adapter, Capability.MASK, "lime")
@@ -94,11 +97,17 @@ def lime(
         raise InputError(f"expected a float > 0, got {kernel_width!r}", argument="kernel_width")
     if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
         raise InputError(f"expected a float >= 0, got {alpha!r}", argument="alpha")
+    if output not in ("score", "probability"):
+        raise InputError(f"expected 'score' or 'probability', got {output!r}", argument="output")
     names = chosen_modalities(adapter, modalities)
     batch = adapter.validate(batch)
     resolved = resolve_target(adapter, batch, target)
+    if output == "probability" and resolved.source != "logits":
+        raise InputError("output='probability' needs a class target, not a feature", argument="output")
 
     def score(perturbed: dict[str, Tensor], samples: Tensor) -> Tensor:
+        if output == "probability":
+            return sub_target(resolved, samples).select(torch.softmax(adapter.logits(perturbed), dim=1))
         return target_scores(adapter, perturbed, sub_target(resolved, samples))
 
     results: dict[str, Attribution] = {}
@@ -131,6 +140,7 @@ def lime(
                 "alpha": alpha,
                 "batch_size": batch_size,
                 "seed": seed,
+                "output": output,
                 "baseline": str(modality.baseline),
             },
             extras={"intercept": intercepts, "r2": r2s},
