@@ -48,10 +48,8 @@ from multiviz.targets import ResolvedTarget, Target, resolve_target
 def _captum() -> Any:
     try:
         import captum.attr
-    except ImportError as error:  # pragma: no cover - captum is in the 'explain' extra
-        raise ImportError(
-            "gradient methods need Captum: pip install 'multiviz[explain]' (or pip install captum)"
-        ) from error
+    except ImportError as error:  # pragma: no cover - captum is a core dependency
+        raise ImportError("gradient methods need Captum: pip install captum") from error
     return captum.attr
 
 

@@ -60,7 +60,10 @@ def fit_surrogate(
     kept: np.ndarray, scores: np.ndarray, weights: np.ndarray, alpha: float
 ) -> tuple[np.ndarray, float, float]:
     """Weighted ridge (``alpha > 0``) or least squares (``alpha = 0``) -> (coef, intercept, weighted R^2)."""
-    from sklearn.linear_model import LinearRegression, Ridge
+    try:
+        from sklearn.linear_model import LinearRegression, Ridge
+    except ImportError as error:  # pragma: no cover - scikit-learn is in the 'explain' extra
+        raise ImportError("LIME's surrogate needs scikit-learn: pip install 'multiviz[explain]'") from error
 
     model = Ridge(alpha=alpha, fit_intercept=True) if alpha > 0 else LinearRegression(fit_intercept=True)
     data = kept.astype(np.float64)
