@@ -46,6 +46,28 @@ class TinyViT(nn.Module):
         return self.head(self.block(tokens).mean(dim=1))
 
 
+class TupleBlock(nn.Module):
+    """A HuggingFace-style layer: returns (hidden states, attention weights)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, tokens):
+        return self.inner(tokens), None
+
+
+class TupleViT(TinyViT):
+    def __init__(self):
+        super().__init__()
+        self.layer = TupleBlock(self.block)
+
+    def forward(self, image):
+        tokens = self.patch(image).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(len(image), -1, -1), tokens], dim=1)
+        return self.head(self.layer(tokens)[0].mean(dim=1))
+
+
 def image_adapter(model):
     return TorchAdapter(model, [Modality("image", "image", atoms=ImagePatches(4))], head="head")
 
@@ -81,6 +103,9 @@ def test_vit_grad_cam_drops_the_cls_token_and_reshapes_to_the_grid():
         cam = torch.relu((hidden * model.head.weight[0] / 5).sum(-1))  # [B, 4], row-major grid
     np.testing.assert_allclose(result.weights, cam.numpy(), rtol=1e-10, atol=1e-15)
     assert result.parameters["prefix_tokens"] == 1 and result.parameters["grid"] == [2, 2]
+    tuple_model = TupleViT()  # same weights (same seed), the layer returns a tuple like HuggingFace layers
+    from_tuple = grad_cam(image_adapter(tuple_model), {"image": images}, 0, layer="layer", upsample="nearest")
+    np.testing.assert_allclose(from_tuple["image"].weights, result.weights, rtol=1e-12)
 
 
 def test_batched_equals_unbatched_and_randomised_model_changes_the_map():
