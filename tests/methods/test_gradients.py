@@ -45,6 +45,16 @@ class SineProduct(torch.nn.Module):
         return self.head(torch.sin(x1 @ self.a.T) * torch.tanh(x2 @ self.b.T))
 
 
+def fully_masked(batch):
+    """Every atom of every tiny modality replaced by its baseline: mean colour, [MASK] (id 4), zero."""
+    masked = dict(batch)
+    masked["image"] = batch["image"].mean(dim=(2, 3), keepdim=True).expand_as(batch["image"])
+    special = torch.isin(batch["question"], torch.tensor([0, 2, 3]))
+    masked["question"] = torch.where(special, batch["question"], 4)
+    masked["vector"] = torch.zeros_like(batch["vector"])
+    return masked
+
+
 def _total(result):
     return sum(np.nansum(a.weights, axis=1) for a in result.values())
 
@@ -52,13 +62,7 @@ def _total(result):
 def test_integrated_gradients_is_complete_on_nonlinear_models(tiny64):
     adapter, batch = tiny64
     result = integrated_gradients(adapter, batch, "predicted", n_steps=64)
-    # f(x') computed independently: every atom of every modality masked by its baseline, plain logits
-    masked = dict(batch)
-    masked["image"] = batch["image"].mean(dim=(2, 3), keepdim=True).expand_as(batch["image"])
-    masked["question"] = torch.where(
-        torch.isin(batch["question"], torch.tensor([0, 2, 3])), batch["question"], 4
-    )
-    masked["vector"] = torch.zeros_like(batch["vector"])
+    masked = fully_masked(batch)  # f(x') computed independently of the method
     index = torch.tensor(result["image"].target_index)
     with torch.no_grad():
         full = adapter.logits(batch).gather(1, index[:, None])[:, 0].numpy()
@@ -167,3 +171,15 @@ def test_bad_arguments_and_empty_text_raise_input_errors(tiny64):
     empty = dict(batch, question=torch.tensor([[2, 3, 0], [2, 5, 3], [2, 5, 3]]))
     with pytest.raises(InputError, match=r"modality .question.*empty text"):
         integrated_gradients(adapter, empty, 0)
+
+
+def test_integrated_gradients_of_a_hidden_feature_is_complete(tiny64):
+    adapter, batch = tiny64
+    result = integrated_gradients(adapter, batch, ("feature", 2), n_steps=64)
+    embeddings = adapter.embed(batch)
+    with torch.no_grad():
+        full = adapter.features(batch, embeddings=embeddings)[:, 2].numpy()
+    np.testing.assert_allclose(result["image"].extras["score"], full, rtol=1e-10)
+    with torch.no_grad():
+        base = adapter.features(fully_masked(batch))[:, 2].numpy()
+    assert np.abs(_total(result) - (full - base)).max() < 1e-3

@@ -54,18 +54,23 @@ def _captum() -> Any:
 
 
 def _forward_function(
-    adapter: Adapter, names: Sequence[str], batch_keys: Sequence[str], target: ResolvedTarget
+    adapter: Adapter,
+    names: Sequence[str],
+    batch_keys: Sequence[str],
+    fixed: dict[str, Any],
+    target: ResolvedTarget,
 ) -> Callable[..., Tensor]:
     """Captum's forward: ``forward(*embeddings, *batch_values)`` -> logits (or features) ``[B, K]``.
 
     Captum passes the inputs and the additional forward arguments positionally, and repeats the tensors
     among the additional arguments when it expands the batch (integrated-gradient steps, noise samples).
+    Batch entries that are not tensors (``fixed``) are passed unchanged.
     """
     count = len(names)
 
     def forward(*tensors: Tensor) -> Tensor:
         embeddings = dict(zip(names, tensors[:count], strict=True))
-        batch = dict(zip(batch_keys, tensors[count:], strict=True))
+        batch = fixed | dict(zip(batch_keys, tensors[count:], strict=True))
         if target.source == "features":
             return adapter.features(batch, layer=target.layer, embeddings=embeddings)
         return adapter.logits_from_embeddings(embeddings, batch)
@@ -118,7 +123,8 @@ def _attribute(
     inputs = tuple(embedded[name].detach().clone().requires_grad_(True) for name in names)
     batch_keys = [key for key, value in batch.items() if isinstance(value, Tensor)]
     additional = tuple(batch[key] for key in batch_keys)
-    forward = _forward_function(adapter, names, batch_keys, resolved)
+    fixed = {key: value for key, value in batch.items() if not isinstance(value, Tensor)}
+    forward = _forward_function(adapter, names, batch_keys, fixed, resolved)
     captum_target = resolved.index.tolist()
     with torch.enable_grad():
         attributions, extras = run(forward, inputs, additional, captum_target, names, chosen, batch)
