@@ -7,10 +7,27 @@ R representations, P prediction; plus DIME's disentangled explanations (Lyu et a
 from multiviz.adapters import Adapter, Capability, FunctionAdapter, TorchAdapter
 from multiviz.atoms import AtomLayout, FeatureAtoms, ImagePatches, Superpixels, TextTokens, TimeWindows
 from multiviz.errors import CapabilityError, CheckpointError, InputError, MultivizError
-from multiviz.methods import gradient_x_input, occlusion
+from multiviz.methods import (
+    grad_cam,
+    gradient_x_input,
+    integrated_gradients,
+    kernel_shap,
+    kl_occlusion,
+    lime,
+    modality_summary,
+    occlusion,
+    saliency,
+    smoothgrad,
+)
 from multiviz.modality import Modality, ModalityKind
 from multiviz.registry import get_method, list_methods
-from multiviz.results import Attribution, Disentanglement, InteractionMap, result_from_dict
+from multiviz.results import (
+    Attribution,
+    Disentanglement,
+    InteractionMap,
+    ModalitySummary,
+    result_from_dict,
+)
 from multiviz.training import load_checkpoint
 
 __version__ = "0.1.0"
@@ -30,6 +47,7 @@ __all__ = [
     "InteractionMap",
     "Modality",
     "ModalityKind",
+    "ModalitySummary",
     "MultivizError",
     "Superpixels",
     "TextTokens",
@@ -37,9 +55,17 @@ __all__ = [
     "TorchAdapter",
     "__version__",
     "get_method",
+    "grad_cam",
     "gradient_x_input",
+    "integrated_gradients",
+    "kernel_shap",
+    "kl_occlusion",
+    "lime",
     "list_methods",
     "load_checkpoint",
+    "modality_summary",
     "occlusion",
     "result_from_dict",
+    "saliency",
+    "smoothgrad",
 ]

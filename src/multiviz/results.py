@@ -222,8 +222,84 @@ class Disentanglement(_Serialisable):
         )
 
 
+@dataclass(eq=False)
+class ModalitySummary(_Serialisable):
+    """How much each modality matters to one prediction (MultiViz stage U, summed over atoms).
+
+    Attributes:
+        modalities: the modality names, in the column order of the arrays.
+        method: the attribution method whose absolute weights give ``share``.
+        share: float64 ``[B, M]``; modality ``m``'s share of the total absolute attribution of sample ``b``
+            (``sum_a |w_ma| / sum_m' sum_a |w_m'a|``; rows add up to 1, NaN when every weight is zero).
+        score: float64 ``[B]``; the target score ``f(x)`` (a logit, or a hidden feature).
+        probability: float64 ``[B]``; the softmax probability of the target class (NaN for feature targets).
+        masked_score: float64 ``[B, M]``; the target score with every atom of modality ``m`` masked.
+        masked_probability: float64 ``[B, M]``; the target class probability with modality ``m`` masked.
+        target, target_index, parameters: as in :class:`Attribution`.
+    """
+
+    result_type: ClassVar[str] = "modality_summary"
+    modalities: list[str]
+    method: str
+    share: np.ndarray
+    score: np.ndarray
+    probability: np.ndarray
+    masked_score: np.ndarray
+    masked_probability: np.ndarray
+    target: Any
+    target_index: list[int]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("share", "score", "probability", "masked_score", "masked_probability"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        batch, width = len(self.target_index), len(self.modalities)
+        if self.share.shape != (batch, width) or self.masked_score.shape != (batch, width):
+            raise ValueError(f"share and masked_score must be [B, M] = [{batch}, {width}]")
+
+    @property
+    def score_change(self) -> np.ndarray:
+        """``f(x) - f(x with modality m masked)``, float64 ``[B, M]``."""
+        return self.score[:, None] - self.masked_score
+
+    @property
+    def probability_change(self) -> np.ndarray:
+        """``p(target | x) - p(target | x with modality m masked)``, float64 ``[B, M]``."""
+        return self.probability[:, None] - self.masked_probability
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.result_type,
+            "modalities": list(self.modalities),
+            "method": self.method,
+            "share": array_to_json(self.share),
+            "score": array_to_json(self.score),
+            "probability": array_to_json(self.probability),
+            "masked_score": array_to_json(self.masked_score),
+            "masked_probability": array_to_json(self.masked_probability),
+            "target": self.target,
+            "target_index": list(self.target_index),
+            "parameters": self.parameters,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModalitySummary:
+        return cls(
+            modalities=list(data["modalities"]),
+            method=data["method"],
+            share=array_from_json(data["share"]),
+            score=array_from_json(data["score"]),
+            probability=array_from_json(data["probability"]),
+            masked_score=array_from_json(data["masked_score"]),
+            masked_probability=array_from_json(data["masked_probability"]),
+            target=data["target"],
+            target_index=list(data["target_index"]),
+            parameters=dict(data.get("parameters", {})),
+        )
+
+
 RESULT_TYPES: dict[str, type[_Serialisable]] = {
-    cls.result_type: cls for cls in (Attribution, InteractionMap, Disentanglement)
+    cls.result_type: cls for cls in (Attribution, InteractionMap, Disentanglement, ModalitySummary)
 }
 
 

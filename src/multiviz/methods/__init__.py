@@ -1,6 +1,22 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
-from multiviz.methods.gradient_x_input import gradient_x_input
+from multiviz.methods.grad_cam import grad_cam
+from multiviz.methods.gradients import gradient_x_input, integrated_gradients, saliency, smoothgrad
+from multiviz.methods.kernel_shap import kernel_shap
+from multiviz.methods.kl_occlusion import kl_occlusion
+from multiviz.methods.lime import lime
+from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
 
-__all__ = ["gradient_x_input", "occlusion"]
+__all__ = [
+    "grad_cam",
+    "gradient_x_input",
+    "integrated_gradients",
+    "kernel_shap",
+    "kl_occlusion",
+    "lime",
+    "modality_summary",
+    "occlusion",
+    "saliency",
+    "smoothgrad",
+]

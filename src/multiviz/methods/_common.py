@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch
+from multiviz.adapters.base import Adapter, Batch, modality_by_name
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
-from multiviz.modality import ModalityKind
+from multiviz.modality import Modality, ModalityKind
 from multiviz.targets import ResolvedTarget
 
 
@@ -83,3 +83,27 @@ def chosen_modalities(adapter: Adapter, modalities: list[str] | tuple[str, ...] 
         if name not in names:
             raise InputError(f"unknown modality {name!r}; this model has {names}", argument="modalities")
     return list(modalities)
+
+
+def modality_spec(adapter: Adapter, name: str) -> Modality:
+    """The :class:`Modality` called ``name`` of ``adapter``."""
+    return modality_by_name(adapter.modalities, name, argument="modalities")
+
+
+def nonempty_layout(adapter: Adapter, batch: Batch, name: str) -> AtomLayout:
+    """The atoms of ``batch[name]``; an :class:`InputError` when a sample has none (e.g. an empty text)."""
+    layout = adapter.atoms(batch, name)
+    empty = [index for index, count in enumerate(layout.n_atoms) if count == 0]
+    if empty:
+        raise InputError(
+            f"samples {empty[:10]} have no atoms (an empty text, or only special tokens); expected at "
+            "least one atom per sample",
+            modality=name,
+            argument="batch",
+        )
+    return layout
+
+
+def sub_target(target: ResolvedTarget, rows: Tensor) -> ResolvedTarget:
+    """The target of the samples ``rows`` (repeats allowed), e.g. for a batch of perturbations."""
+    return ResolvedTarget(target.source, target.index[rows.cpu()], target.layer, target.spec)

@@ -12,10 +12,13 @@ fastest at moderate batches (measured in benchmarks/bench_occlusion.py: an easy-
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from multiviz.adapters.base import Adapter, Batch, Capability, require
-from multiviz.methods._common import chosen_modalities, chunks, select_rows, target_scores, to_numpy
+from multiviz.methods._common import chosen_modalities, nonempty_layout, sub_target, target_scores
+from multiviz.methods._perturbation import check_positive, score_coalitions
 from multiviz.registry import register_method
 from multiviz.results import Attribution
 from multiviz.targets import Target, resolve_target
@@ -32,6 +35,7 @@ def occlusion(
 ) -> dict[str, Attribution]:
     """Drop of the target score when each atom alone is masked; ``batch_size`` perturbations per forward."""
     require(adapter, Capability.MASK, "occlusion")
+    check_positive(batch_size, "batch_size")
     names = chosen_modalities(adapter, modalities)
     batch = adapter.validate(batch)
     with torch.no_grad():
@@ -43,37 +47,26 @@ def occlusion(
             if resolved.source == "logits"
             else target_scores(adapter, batch, resolved)
         )
+
+    def score(perturbed: dict[str, Tensor], samples: Tensor) -> Tensor:
+        return target_scores(adapter, perturbed, sub_target(resolved, samples))
+
     results: dict[str, Attribution] = {}
-    size = adapter.batch_size(batch)
     for name in names:
-        layout = adapter.atoms(batch, name)
-        width = layout.max_atoms
-        sample_of_row = torch.arange(size).repeat_interleave(width)
-        atom_of_row = torch.arange(width).repeat(size)
-        masked_scores = torch.empty(size * width, dtype=full.dtype, device=full.device)
-        for rows in chunks(size * width, batch_size):
-            samples = sample_of_row[rows]
-            sub_layout = layout.take(samples)
-            atom_mask = torch.nn.functional.one_hot(atom_of_row[rows], width).bool()[
-                :, : sub_layout.max_atoms
-            ]
-            perturbed = adapter.mask(
-                select_rows(batch, samples), name, atom_mask.to(adapter.device), sub_layout
-            )
-            sub_target = type(resolved)(
-                resolved.source, resolved.index[samples], resolved.layer, resolved.spec
-            )
-            with torch.no_grad():
-                masked_scores[rows] = target_scores(adapter, perturbed, sub_target)
-        drop = full[:, None] - masked_scores.reshape(size, width)
-        drop = torch.where(layout.valid_atoms().to(drop.device), drop, torch.full_like(drop, float("nan")))
+        layout = nonempty_layout(adapter, batch, name)
+        # one coalition per atom: every atom kept but that one
+        coalitions = [~np.eye(d, dtype=bool) for d in layout.n_atoms]
+        scores = score_coalitions(adapter, batch, name, layout, coalitions, score, batch_size)
+        drop = np.full((layout.batch_size, layout.max_atoms), np.nan)
+        for sample, values in enumerate(scores):
+            drop[sample, : len(values)] = float(full[sample]) - values.to("cpu", torch.float64).numpy()
         modality = next(m for m in adapter.modalities if m.name == name)
         results[name] = Attribution(
             modality=name,
             kind=modality.modality_kind.value,
             method="occlusion",
             atom_labels=layout.labels,
-            weights=to_numpy(drop),
+            weights=drop,
             target=resolved.spec,
             target_index=resolved.index.tolist(),
             parameters={"batch_size": batch_size, "baseline": str(modality.baseline)},

@@ -1,0 +1,74 @@
+"""Scoring many perturbations of one modality, batched, with the other modalities held fixed.
+
+Every perturbation method (LIME, KernelSHAP, occlusion, KL-divergence occlusion) comes down to the same
+work: for each sample ``b`` a list of coalitions (which atoms are kept), each turned into a masked copy
+of the batch row by ``adapter.mask`` and scored by the model. This module stacks the coalitions of all
+samples into rows, cuts the rows into chunks of ``batch_size`` (the perturbations per forward pass, on
+the model's device) and reuses one :class:`AtomLayout` for all of them via ``layout.take(rows)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from multiviz.adapters.base import Adapter
+from multiviz.atoms import AtomLayout
+from multiviz.errors import InputError
+from multiviz.methods._common import chunks, select_rows
+
+#: ``score(perturbed_batch, samples)`` -> one value (or one vector) per row of the perturbed batch.
+Scorer = Callable[[dict[str, Tensor], Tensor], Tensor]
+
+
+def check_positive(value: int, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"expected an integer >= 1, got {value!r}", argument=argument)
+    return value
+
+
+def check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise InputError(f"expected an integer seed, got {seed!r}", argument="seed")
+    return int(seed)
+
+
+def score_coalitions(
+    adapter: Adapter,
+    batch: dict[str, Tensor],
+    modality: str,
+    layout: AtomLayout,
+    coalitions: Sequence[np.ndarray],
+    score: Scorer,
+    batch_size: int,
+) -> list[Tensor]:
+    """Score every coalition of every sample; ``coalitions[b]`` is bool ``[S_b, n_atoms[b]]``, True = kept.
+
+    Returns, per sample, the scores of its ``S_b`` coalitions (``[S_b]`` or ``[S_b, K]``, as ``score``
+    returns), in order. Masked rows are built and scored ``batch_size`` at a time.
+    """
+    check_positive(batch_size, "batch_size")
+    width = layout.max_atoms
+    counts = [len(rows) for rows in coalitions]
+    kept = np.zeros((sum(counts), width), dtype=bool)
+    start = 0
+    for sample, rows in enumerate(coalitions):
+        kept[start : start + len(rows), : layout.n_atoms[sample]] = rows
+        start += len(rows)
+    sample_of_row = torch.repeat_interleave(torch.arange(len(coalitions)), torch.tensor(counts))
+    removed = torch.from_numpy(~kept)
+    outputs: list[Tensor] = []
+    for chunk in chunks(len(sample_of_row), batch_size):
+        samples = sample_of_row[chunk]
+        sub_layout = layout.take(samples)
+        atom_mask = removed[chunk, : sub_layout.max_atoms] & sub_layout.valid_atoms().cpu()
+        perturbed = adapter.mask(
+            select_rows(batch, samples), modality, atom_mask.to(adapter.device), sub_layout
+        )
+        with torch.no_grad():
+            outputs.append(score(perturbed, samples).detach())
+    scores = torch.cat(outputs) if outputs else torch.empty(0)
+    return list(torch.split(scores, counts))

@@ -1,0 +1,334 @@
+"""The gradient family per atom: saliency, gradient x input, integrated gradients and SmoothGrad.
+
+All four differentiate the target (a logit, or a hidden feature for ``("feature", j)`` targets) with
+respect to the continuous input of every modality at once: the raw tensor for images, sequences and
+vectors, the token embeddings for text (``adapter.embed`` / ``adapter.logits_from_embeddings``; the
+text-side method of the gradient-masking-rounds seed paper). The element-wise values are then summed
+over each atom (``aggregation="sum"``) or combined by their L2 norm (``aggregation="l2"``); for text
+this sums (or takes the norm) over the embedding dimension and over the word pieces of a word.
+
+* saliency (Simonyan et al. 2014): ``|d f / d x_i|`` (or the signed gradient with ``absolute=False``);
+* gradient x input (Shrikumar et al. 2016): ``x_i * d f / d x_i``; for a model linear in its inputs the
+  sum-aggregated attributions of all modalities add up to ``f(x) - f(0)``;
+* integrated gradients (Sundararajan et al. 2017): ``(x_i - x'_i) * integral_0^1 d f / d x_i
+  (x' + a (x - x')) da`` with the baseline ``x'`` of each modality (its atoms all masked, see
+  :class:`multiviz.Modality`); complete: the attributions add up to ``f(x) - f(x')``, and the gap is
+  returned as ``extras["completeness_delta"]``;
+* SmoothGrad (Smilkov et al. 2017): the mean of saliency (or gradient x input) over ``n_samples`` noisy
+  copies of the input, noise ``N(0, (noise_level * (max - min))^2)`` per modality, seeded.
+
+The computations are Captum's (``Saliency``, ``InputXGradient``, ``IntegratedGradients``,
+``NoiseTunnel``), run on one forward function that takes every modality's continuous tensor
+positionally. Units: logit (or feature) units for gradient x input and integrated gradients, logit per
+input unit for saliency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.errors import InputError
+from multiviz.methods._common import (
+    aggregate_to_atoms,
+    chosen_modalities,
+    modality_spec,
+    nonempty_layout,
+    to_numpy,
+)
+from multiviz.registry import register_method
+from multiviz.results import Attribution
+from multiviz.targets import ResolvedTarget, Target, resolve_target
+
+
+def _captum() -> Any:
+    try:
+        import captum.attr
+    except ImportError as error:  # pragma: no cover - captum is a core dependency
+        raise ImportError("gradient methods need Captum: pip install captum") from error
+    return captum.attr
+
+
+def _forward_function(
+    adapter: Adapter,
+    names: Sequence[str],
+    batch_keys: Sequence[str],
+    fixed: dict[str, Any],
+    target: ResolvedTarget,
+) -> Callable[..., Tensor]:
+    """Captum's forward: ``forward(*embeddings, *batch_values)`` -> logits (or features) ``[B, K]``.
+
+    Captum passes the inputs and the additional forward arguments positionally, and repeats the tensors
+    among the additional arguments when it expands the batch (integrated-gradient steps, noise samples).
+    Batch entries that are not tensors (``fixed``) are passed unchanged.
+    """
+    count = len(names)
+
+    def forward(*tensors: Tensor) -> Tensor:
+        embeddings = dict(zip(names, tensors[:count], strict=True))
+        batch = fixed | dict(zip(batch_keys, tensors[count:], strict=True))
+        if target.source == "features":
+            return adapter.features(batch, layer=target.layer, embeddings=embeddings)
+        return adapter.logits_from_embeddings(embeddings, batch)
+
+    return forward
+
+
+def _fully_masked(adapter: Adapter, batch: dict[str, Tensor], names: Sequence[str]) -> dict[str, Tensor]:
+    """``batch`` with every atom of the modalities ``names`` replaced by its baseline."""
+    masked = dict(batch)
+    for name in names:
+        layout = adapter.atoms(batch, name)
+        masked = adapter.mask(masked, name, layout.valid_atoms().to(adapter.device), layout)
+    return masked
+
+
+def _check_aggregation(aggregation: str) -> None:
+    if aggregation not in ("sum", "l2"):
+        raise InputError(f"expected 'sum' or 'l2', got {aggregation!r}", argument="aggregation")
+
+
+def _positive_int(value: int, argument: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"expected an integer >= 1, got {value!r}", argument=argument)
+
+
+def _attribute(
+    method: str,
+    adapter: Adapter,
+    batch: Batch,
+    target: Target,
+    modalities: list[str] | None,
+    aggregation: str,
+    run: Callable[..., tuple[tuple[Tensor, ...], dict[str, Any]]],
+    parameters: dict[str, Any],
+) -> dict[str, Attribution]:
+    """Validate, build the Captum forward over all modalities, run ``run`` and aggregate per atom.
+
+    ``run(forward, inputs, additional, captum_target, names, chosen, batch)`` returns one attribution tensor
+    per input (shaped like the input) and per-sample extras.
+    """
+    require(adapter, Capability.GRADIENTS, method)
+    _check_aggregation(aggregation)
+    chosen = chosen_modalities(adapter, modalities)
+    batch = adapter.validate(batch)
+    layouts = {name: nonempty_layout(adapter, batch, name) for name in chosen}
+    resolved = resolve_target(adapter, batch, target)
+    embedded = adapter.embed(batch)
+    names = list(embedded)
+    inputs = tuple(embedded[name].detach().clone().requires_grad_(True) for name in names)
+    batch_keys = [key for key, value in batch.items() if isinstance(value, Tensor)]
+    additional = tuple(batch[key] for key in batch_keys)
+    fixed = {key: value for key, value in batch.items() if not isinstance(value, Tensor)}
+    forward = _forward_function(adapter, names, batch_keys, fixed, resolved)
+    captum_target = resolved.index.tolist()
+    with torch.enable_grad():
+        attributions, extras = run(forward, inputs, additional, captum_target, names, chosen, batch)
+    by_name = dict(zip(names, attributions, strict=True))
+    results: dict[str, Attribution] = {}
+    for name in chosen:
+        modality = modality_spec(adapter, name)
+        weights = aggregate_to_atoms(
+            by_name[name].detach(), layouts[name], modality.modality_kind, aggregation
+        )
+        results[name] = Attribution(
+            modality=name,
+            kind=modality.modality_kind.value,
+            method=method,
+            atom_labels=layouts[name].labels,
+            weights=to_numpy(weights),
+            target=resolved.spec,
+            target_index=resolved.index.tolist(),
+            parameters={"aggregation": aggregation, **parameters},
+            extras=dict(extras),
+        )
+    return results
+
+
+@register_method("saliency", stage="U", requires={Capability.GRADIENTS})
+def saliency(
+    adapter: Adapter,
+    batch: Batch,
+    target: Target = "predicted",
+    *,
+    modalities: list[str] | None = None,
+    aggregation: str = "sum",
+    absolute: bool = True,
+) -> dict[str, Attribution]:
+    """Saliency: the (absolute) gradient of the target, aggregated per atom (Simonyan et al. 2014)."""
+
+    def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
+        captum = _captum()
+        values = captum.Saliency(forward).attribute(
+            inputs, target=captum_target, abs=absolute, additional_forward_args=additional
+        )
+        return tuple(values), {}
+
+    return _attribute(
+        "saliency", adapter, batch, target, modalities, aggregation, run, {"absolute": absolute}
+    )
+
+
+@register_method("gradient_x_input", stage="U", requires={Capability.GRADIENTS})
+def gradient_x_input(
+    adapter: Adapter,
+    batch: Batch,
+    target: Target = "predicted",
+    *,
+    modalities: list[str] | None = None,
+    aggregation: str = "sum",
+) -> dict[str, Attribution]:
+    """Gradient x input, aggregated per atom, for each modality (one batched backward pass)."""
+
+    def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
+        captum = _captum()
+        values = captum.InputXGradient(forward).attribute(
+            inputs, target=captum_target, additional_forward_args=additional
+        )
+        return tuple(values), {}
+
+    return _attribute("gradient_x_input", adapter, batch, target, modalities, aggregation, run, {})
+
+
+@register_method("integrated_gradients", stage="U", requires={Capability.GRADIENTS, Capability.MASK})
+def integrated_gradients(
+    adapter: Adapter,
+    batch: Batch,
+    target: Target = "predicted",
+    *,
+    modalities: list[str] | None = None,
+    aggregation: str = "sum",
+    n_steps: int = 50,
+    batch_size: int | None = None,
+) -> dict[str, Attribution]:
+    """Integrated gradients from each modality's masked baseline, with its completeness delta.
+
+    The chosen modalities move together along the straight path from their baselines (every atom masked)
+    to the input; the other modalities stay at their input values. ``extras["completeness_delta"][b]`` is
+    ``sum of all attributions - (f(x) - f(x'))`` of sample ``b`` (Gauss-Legendre quadrature with
+    ``n_steps`` nodes); ``extras["score"]`` and ``extras["baseline_score"]`` are ``f(x)`` and ``f(x')``.
+    ``batch_size`` caps the rows per forward pass (Captum's ``internal_batch_size``).
+    """
+    _positive_int(n_steps, "n_steps")
+    if batch_size is not None:
+        _positive_int(batch_size, "batch_size")
+
+    def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
+        captum = _captum()
+        masked = adapter.embed(_fully_masked(adapter, batch, chosen))
+        baselines = tuple(
+            masked[name].detach().to(value.dtype) if name in chosen else value.detach()
+            for name, value in zip(names, inputs, strict=True)
+        )
+        values, delta = captum.IntegratedGradients(forward).attribute(
+            inputs,
+            baselines=baselines,
+            target=captum_target,
+            additional_forward_args=additional,
+            n_steps=n_steps,
+            method="gausslegendre",
+            internal_batch_size=batch_size,
+            return_convergence_delta=True,
+        )
+        index = torch.tensor(captum_target)
+        with torch.no_grad():
+            score = forward(*inputs, *additional).gather(1, index[:, None].to(inputs[0].device))[:, 0]
+            base = forward(*baselines, *additional).gather(1, index[:, None].to(inputs[0].device))[:, 0]
+        extras = {
+            "completeness_delta": to_numpy(delta).tolist(),
+            "score": to_numpy(score).tolist(),
+            "baseline_score": to_numpy(base).tolist(),
+        }
+        return tuple(values), extras
+
+    return _attribute(
+        "integrated_gradients",
+        adapter,
+        batch,
+        target,
+        modalities,
+        aggregation,
+        run,
+        {"n_steps": n_steps, "batch_size": batch_size, "path_method": "gausslegendre"},
+    )
+
+
+@register_method("smoothgrad", stage="U", requires={Capability.GRADIENTS})
+def smoothgrad(
+    adapter: Adapter,
+    batch: Batch,
+    target: Target = "predicted",
+    *,
+    modalities: list[str] | None = None,
+    aggregation: str = "sum",
+    base: str = "saliency",
+    n_samples: int = 32,
+    noise_level: float = 0.15,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> dict[str, Attribution]:
+    """SmoothGrad: saliency (or gradient x input) averaged over seeded noisy copies (Smilkov et al. 2017).
+
+    Noise is added to the chosen modalities only, with standard deviation ``noise_level`` times the range
+    (max - min) of that modality's continuous input in the batch. ``base`` is ``"saliency"`` (the signed
+    gradient, so that noise averages out; take absolute values afterwards if wanted) or
+    ``"gradient_x_input"``. ``batch_size`` caps the noisy copies per forward pass.
+    """
+    if base not in ("saliency", "gradient_x_input"):
+        raise InputError(f"expected 'saliency' or 'gradient_x_input', got {base!r}", argument="base")
+    _positive_int(n_samples, "n_samples")
+    if batch_size is not None:
+        _positive_int(batch_size, "batch_size")
+    if not isinstance(noise_level, int | float) or isinstance(noise_level, bool) or noise_level < 0:
+        raise InputError(f"expected a float >= 0, got {noise_level!r}", argument="noise_level")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError(f"expected an integer seed, got {seed!r}", argument="seed")
+
+    def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
+        captum = _captum()
+        inner = captum.Saliency(forward) if base == "saliency" else captum.InputXGradient(forward)
+        stdevs = tuple(
+            float(noise_level * (value.detach().max() - value.detach().min())) if name in chosen else 0.0
+            for name, value in zip(names, inputs, strict=True)
+        )
+        extra = {"abs": False} if base == "saliency" else {}
+        device = inputs[0].device
+        devices = (
+            [device.index if device.index is not None else torch.cuda.current_device()]
+            if (device.type == "cuda")
+            else []
+        )
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            values = captum.NoiseTunnel(inner).attribute(
+                inputs,
+                nt_type="smoothgrad",
+                nt_samples=n_samples,
+                nt_samples_batch_size=batch_size,
+                stdevs=stdevs,
+                target=captum_target,
+                additional_forward_args=additional,
+                **extra,
+            )
+        return tuple(values), {"noise_std": {n: s for n, s in zip(names, stdevs, strict=True) if n in chosen}}
+
+    return _attribute(
+        "smoothgrad",
+        adapter,
+        batch,
+        target,
+        modalities,
+        aggregation,
+        run,
+        {
+            "base": base,
+            "n_samples": n_samples,
+            "noise_level": noise_level,
+            "batch_size": batch_size,
+            "seed": seed,
+        },
+    )

@@ -1,0 +1,14 @@
+"""Drawing stage-U results: one function per modality kind, each returning a figure (or HTML).
+
+Methods never draw; these functions take an :class:`multiviz.Attribution` (plus the raw input where
+the picture needs it) and return a ``matplotlib.figure.Figure`` built without pyplot (no global state,
+Agg rendering: ``figure.savefig(buffer, format="png")``), or an HTML string for text.
+Needs matplotlib (the ``explain`` extra).
+"""
+
+from multiviz.plot.bars import vector_bars
+from multiviz.plot.image import atom_map, image_heatmap
+from multiviz.plot.sequence import timeseries_heatmap
+from multiviz.plot.text import text_figure, text_html
+
+__all__ = ["atom_map", "image_heatmap", "text_figure", "text_html", "timeseries_heatmap", "vector_bars"]
