@@ -192,7 +192,7 @@ def fista_solve(
             backtracks += 1
         # The composite gradient mapping L (y - x+) is a subgradient residual of F at x+ (up to
         # L-smoothness): zero exactly at a minimiser. Stop when it is a small share of the penalty level.
-        residual = lipschitz * max(float(delta_w.abs().max()), float(delta_b.abs().max()))
+        kkt_residual = lipschitz * max(float(delta_w.abs().max()), float(delta_b.abs().max()))
         # Restart the momentum when the step points against the last move (O'Donoghue and Candès 2015).
         if float(((y_weight - new_weight) * (new_weight - weight)).sum()) > 0.0:
             next_t = 1.0
@@ -202,7 +202,7 @@ def fista_solve(
             previous_weight, previous_intercept, previous_logits = weight, intercept, logits
         weight, intercept, logits = new_weight, new_intercept, new_logits
         momentum_t = next_t
-        if residual <= tol * (alpha * lam if residual_scale is None else residual_scale):
+        if kkt_residual <= tol * (alpha * lam if residual_scale is None else residual_scale):
             converged = True
             break
     # Let the next lambda try a step twice as long; backtracking shortens it again if needed.
