@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -17,6 +19,15 @@ from multiviz.representations import ErrorAnalysis
 from multiviz.training.checkpoint import save_checkpoint
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Small problems: one thread avoids OpenMP contention on a shared machine (results do not change)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def small_checkpoint(path: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from multiviz.prediction import (
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> object:
+def one_thread() -> Iterator[None]:
     """Tiny problems: one thread avoids OpenMP contention on a shared machine (results do not change)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
