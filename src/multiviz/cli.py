@@ -25,6 +25,10 @@ app = typer.Typer(
 console = Console()
 app.add_typer(data_app, name="data")
 
+from multiviz.cli_analyze import analyze_app  # noqa: E402 (a sub-app: stage R and P analyses)
+
+app.add_typer(analyze_app, name="analyze")
+
 
 @app.command()
 def train(

@@ -1,0 +1,162 @@
+"""``multiviz analyze``: stage R and P analyses of a trained checkpoint (``sparse``, ``errors``).
+
+The checkpoint's training metadata names its data set; the commands rebuild it, read the penultimate
+features split by split, call the library, print tables and optionally write the JSON result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from multiviz.errors import CheckpointError, InputError
+from multiviz.io import atomic_write_text
+
+if TYPE_CHECKING:  # torch is imported by the commands, so that `multiviz --help` stays fast
+    import torch
+
+analyze_app = typer.Typer(
+    help="Stage R and P analyses of a trained checkpoint (sparse linear model, error analysis).",
+    no_args_is_help=True,
+)
+console = Console()
+
+Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint directory written by `multiviz train`.")]
+
+
+def _load(checkpoint: Path, device: str) -> tuple[Any, dict[str, dict[str, torch.Tensor]]]:
+    from multiviz.data.registry import load_dataset
+    from multiviz.training import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint, device=device)
+    dataset = dict(loaded.metadata.get("training", {}).get("dataset") or {})
+    if "name" not in dataset:
+        raise CheckpointError(f"checkpoint {checkpoint} does not record its training data set")
+    name = dataset.pop("name")
+    return loaded.adapter, load_dataset(name, **dataset).splits
+
+
+def _features_and_logits(
+    adapter: Any, split: dict[str, torch.Tensor], batch_size: int = 4096
+) -> tuple[Any, ...]:
+    """Penultimate features and logits of every row of ``split`` (in batches, one forward each)."""
+    import torch
+
+    names = [m.name for m in adapter.modalities]
+    total = int(split[names[0]].shape[0])
+    features, logits = [], []
+    head = adapter.model.get_submodule(adapter.head)
+    captured: list[torch.Tensor] = []
+    for start in range(0, total, batch_size):
+        batch = {name: split[name][start : start + batch_size] for name in names}
+        captured.clear()
+        handle = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        try:
+            with torch.no_grad():
+                logits.append(adapter.logits(batch).cpu().numpy())
+        finally:
+            handle.remove()
+        features.append(captured[-1].reshape(captured[-1].shape[0], -1).cpu().numpy())
+    return np.concatenate(features), np.concatenate(logits), split["label"].cpu().numpy()
+
+
+@analyze_app.command("sparse")
+def sparse(
+    checkpoint: Checkpoint,
+    split: Annotated[str, typer.Option(help="Which split's penultimate features to fit.")] = "val",
+    alpha: Annotated[float, typer.Option(help="L1 share of the elastic-net penalty, in (0, 1].")] = 0.99,
+    eps: Annotated[float, typer.Option(help="The path ends at eps * lambda_max.")] = 1e-3,
+    lambdas: Annotated[int, typer.Option(help="Number of lambdas on the path.")] = 100,
+    top: Annotated[int, typer.Option(help="Top features shown per class.")] = 5,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    output: Annotated[Path | None, typer.Option(help="Write the SparsePath JSON here.")] = None,
+) -> None:
+    """Fit the sparse linear model (stage P) to the model's own predictions on a split."""
+    from multiviz.prediction import fit_sparse_path
+
+    adapter, splits = _load(checkpoint, device)
+    if split not in splits:
+        raise InputError(f"expected one of {sorted(splits)}, got {split!r}", argument="split")
+    features, logits, labels = _features_and_logits(adapter, splits[split])
+    path = fit_sparse_path(
+        features,
+        logits.argmax(axis=1),
+        labels=labels,
+        alpha=alpha,
+        eps=eps,
+        n_lambdas=lambdas,
+        device=device,
+        show_progress=True,
+    )
+    chosen = path.steps[path.selected]
+    console.print(
+        f"selected lambda {chosen.lam:.4g} (#{path.selected + 1} of {len(path.lambdas)}): "
+        f"{chosen.nonzero_features} of {len(path.feature_indices)} features, validation fidelity "
+        f"{chosen.val_fidelity:.2%}"
+        + (f", accuracy {chosen.val_accuracy:.2%}" if chosen.val_accuracy is not None else "")
+    )
+    if path.dropped_features:
+        console.print(f"constant features left out: {path.dropped_features}")
+    table = Table(title="top features per class (weight per standardised feature)")
+    table.add_column("class")
+    table.add_column("features: weight")
+    for class_id in path.classes:
+        table.add_row(
+            str(class_id), ", ".join(f"z{j}: {w:+.3f}" for j, w in path.top_features(class_id, top))
+        )
+    console.print(table)
+    if output is not None:
+        atomic_write_text(output, path.to_json())
+        console.print(f"wrote {output}")
+
+
+@analyze_app.command("errors")
+def errors(
+    checkpoint: Checkpoint,
+    labelled: Annotated[str, typer.Option(help="Split whose errors the error model learns from.")] = "val",
+    pool: Annotated[str, typer.Option(help="Split treated as the unlabelled pool.")] = "train",
+    top: Annotated[int, typer.Option(help="Features (largest positive weight) used for targeting.")] = 5,
+    budget: Annotated[int, typer.Option(help="Pool points each strategy selects.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    output: Annotated[Path | None, typer.Option(help="Write the ErrorAnalysis JSON here.")] = None,
+) -> None:
+    """Error analysis to targeted data (MultiViz D.5): rank features by errors, select pool points."""
+    from multiviz.representations import error_analysis
+
+    adapter, splits = _load(checkpoint, device)
+    for name, argument in ((labelled, "labelled"), (pool, "pool")):
+        if name not in splits:
+            raise InputError(f"expected one of {sorted(splits)}, got {name!r}", argument=argument)
+    features, logits, labels = _features_and_logits(adapter, splits[labelled])
+    pool_features, pool_logits, pool_labels = _features_and_logits(adapter, splits[pool])
+    result = error_analysis(
+        features, logits.argmax(axis=1), labels, pool_features, pool_logits, top=top, budget=budget, seed=seed
+    )
+    console.print(f"error rate on '{labelled}': {result.error_rate:.2%} of {result.n_labelled:,} points")
+    table = Table(title="features most linked to errors (log-odds per standardised |z_j|)")
+    table.add_column("feature")
+    table.add_column("weight", justify="right")
+    for j in result.ranking[: max(top, 5)]:
+        table.add_row(
+            f"z{j}" + (" *" if j in result.chosen_features else ""), f"{result.feature_weights[j]:+.3f}"
+        )
+    console.print(table)
+    # The pool is a labelled split standing in for unlabelled data, so we can say how many errors each
+    # strategy would have found.
+    pool_wrong = pool_logits.argmax(axis=1) != pool_labels
+    outcome = Table(title=f"{budget} points selected from '{pool}' by each strategy")
+    outcome.add_column("strategy")
+    outcome.add_column("model errors among them", justify="right")
+    for strategy, rows in result.selections.items():
+        outcome.add_row(strategy, f"{pool_wrong[rows].mean():.1%}")
+    outcome.add_row("(whole pool)", f"{pool_wrong.mean():.1%}", style="dim")
+    console.print(outcome)
+    if output is not None:
+        atomic_write_text(output, result.to_json())
+        console.print(f"wrote {output}")

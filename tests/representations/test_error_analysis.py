@@ -1,0 +1,73 @@
+"""Error analysis to targeted data: the error-linked feature is found and targeted selection finds errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from multiviz.errors import InputError
+from multiviz.representations import (
+    ErrorAnalysis,
+    error_analysis,
+    fit_error_model,
+    select_random,
+    select_uncertain,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Small problems: one thread avoids OpenMP contention on a shared machine (results do not change)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model errs exactly where |z_3| > 1.3: feature 3 is the error-linked feature."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 6))
+    labels = rng.integers(0, 3, n)
+    wrong = np.abs(z[:, 3]) > 1.3
+    predictions = np.where(wrong, (labels + 1) % 3, labels)
+    return z, predictions, labels
+
+
+def test_the_error_linked_feature_ranks_first_and_targeting_finds_errors() -> None:
+    z, predictions, labels = planted(600, seed=0)
+    model = fit_error_model(z, predictions, labels)
+    assert model.ranking()[0] == 3
+    assert model.weights[3] > 0 and model.error_rate == pytest.approx(np.mean(np.abs(z[:, 3]) > 1.3))
+    pool, pool_predictions, pool_labels = planted(1000, seed=1)
+    pool_logits = np.random.default_rng(2).standard_normal((1000, 3))
+    result = error_analysis(z, predictions, labels, pool, pool_logits, top=1, budget=50)
+    assert result.chosen_features == [3]
+    wrong_in_pool = pool_predictions != pool_labels
+    targeted = wrong_in_pool[result.selections["targeted"]].mean()
+    random = wrong_in_pool[result.selections["random"]].mean()
+    assert targeted == 1.0 and random < 0.5
+    assert ErrorAnalysis.from_json(result.to_json()) == result
+
+
+def test_baselines_random_and_uncertainty_sampling() -> None:
+    first, again = select_random(100, 10, seed=4), select_random(100, 10, seed=4)
+    assert first == again and len(set(first)) == 10
+    logits = np.array([[5.0, 0.0], [0.1, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    assert select_uncertain(logits, 2) == [3, 1]  # top probabilities 0.5 and sigmoid(0.1)
+    assert select_uncertain(logits, 1, measure="entropy") == [3]
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    z, predictions, labels = planted(100, seed=0)
+    with pytest.raises(InputError, match="no labelled point wrong"):
+        fit_error_model(z, labels, labels)
+    with pytest.raises(InputError, match="budget"):
+        select_random(5, 6)
+    broken = z.copy()
+    broken[0, 0] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        fit_error_model(broken, predictions, labels)
