@@ -24,9 +24,16 @@ def test_train_needs_exactly_one_of_preset_or_config():
 
 
 def test_quick_demo_trains_then_reuses_its_checkpoint(tmp_path):
-    first = runner.invoke(app, ["demo", "--quick", "--cache-dir", str(tmp_path)])
+    first = runner.invoke(app, ["demo", "--task", "dime-synthetic", "--quick", "--cache-dir", str(tmp_path)])
     assert first.exit_code == 0, first.output
     assert "trained now" in first.output and "test accuracy:" in first.output
     assert "gradient x input" in first.output and "x1.x2 =" in first.output
-    second = runner.invoke(app, ["demo", "--quick", "--cache-dir", str(tmp_path), "--sample", "3"])
+    second = runner.invoke(
+        app, ["demo", "--task", "dime-synthetic", "--quick", "--cache-dir", str(tmp_path), "--sample", "3"]
+    )
     assert second.exit_code == 0 and "reused from cache" in second.output and "test point #3" in second.output
+
+
+def test_unknown_demo_task_is_refused():
+    result = runner.invoke(app, ["demo", "--task", "mnist"])
+    assert result.exit_code == 2 and "unknown demo task 'mnist'" in result.output
