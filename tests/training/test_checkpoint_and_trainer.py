@@ -52,7 +52,7 @@ def test_same_seed_same_model_and_another_seed_another(tmp_path):
 def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
     straight = fit(small_config(), tmp_path / "straight", show_progress=False)
     calls = {"n": 0}
-    original = trainer_module.evaluate
+    original = trainer_module.evaluate_split
 
     def interrupt_in_third_epoch(*args, **kwargs):
         calls["n"] += 1
@@ -60,13 +60,13 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "evaluate", interrupt_in_third_epoch)
+    monkeypatch.setattr(trainer_module, "evaluate_split", interrupt_in_third_epoch)
     with pytest.raises(KeyboardInterrupt):
         fit(small_config(), tmp_path / "resumed", show_progress=False)
     assert not (tmp_path / "resumed" / "config.json").exists()  # no half-written checkpoint
     state = json.loads((tmp_path / "resumed" / ".resume" / "state.json").read_text())
     assert state["state"]["epoch"] == 2
-    monkeypatch.setattr(trainer_module, "evaluate", original)
+    monkeypatch.setattr(trainer_module, "evaluate_split", original)
     with pytest.raises(InputError, match="made with another config"):
         fit(small_config(seed=9), tmp_path / "resumed", resume=True, show_progress=False)
     resumed = fit(small_config(), tmp_path / "resumed", resume=True, show_progress=False)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from multiviz.errors import InputError
@@ -14,11 +15,42 @@ from multiviz.modality import Modality
 
 @dataclass
 class TrainingData:
-    """``splits["train" | "val" | "test"]`` are batch dicts with one tensor per modality and ``"label"``."""
+    """``splits["train" | "val" | "test"]`` are dicts of row tensors with ``"label"``.
+
+    Without ``gather`` the rows are model batches already (one tensor per modality). With
+    ``gather[split]``, rows are compact (e.g. an image index instead of the image, when many questions
+    share one image) and ``gather[split](rows)`` turns a slice of rows into a model batch; see :meth:`batch`.
+    ``class_names`` optionally names the classes. ``groups[split]`` (int64 ``[N]``, optional) makes
+    training batches keep the rows of a group together (e.g. all questions of one image), so that
+    encoders that share work between identical inputs (``ImageCNN``) compute each image once per batch.
+    """
 
     splits: dict[str, dict[str, Tensor]]
     modalities: list[Modality]
     num_classes: int
+    gather: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = field(default_factory=dict)
+    class_names: list[str] | None = None
+    groups: dict[str, Tensor] = field(default_factory=dict)
+
+    def size(self, split: str) -> int:
+        return int(self.splits[split]["label"].shape[0])
+
+    def shuffled_rows(self, split: str, generator: torch.Generator) -> Tensor:
+        """A random order of the rows of ``split``; with ``groups[split]``, groups in random order, each
+        group's rows together (in random order)."""
+        groups = self.groups.get(split)
+        order = torch.randperm(self.size(split), generator=generator)
+        if groups is None:
+            return order
+        group_rank = torch.randperm(int(groups.max()) + 1, generator=generator)
+        # Sort by the random rank of each row's group; within a group the random order stays (stable).
+        return order[torch.sort(group_rank[groups[order]], stable=True).indices]
+
+    def batch(self, split: str, rows: Tensor | slice) -> dict[str, Tensor]:
+        """The model batch of ``rows`` (an index tensor or a slice) of ``split``."""
+        part = {k: v[rows] for k, v in self.splits[split].items()}
+        gather = self.gather.get(split)
+        return gather(part) if gather is not None else part
 
 
 def _dime_synthetic(**options: Any) -> TrainingData:
@@ -38,7 +70,27 @@ def _files(
     return load_files(path, **options).training_data(split, split_seed)
 
 
-DATASETS: dict[str, Callable[..., TrainingData]] = {"dime-synthetic": _dime_synthetic, "files": _files}
+def _easy_vqa(**options: Any) -> TrainingData:
+    from multiviz.data.easy_vqa import easy_vqa_modalities, easy_vqa_training
+    from multiviz.models.text import load_minilm_tokenizer
+
+    tokenizer = load_minilm_tokenizer()
+    data = easy_vqa_training(tokenizer, **options)
+    return TrainingData(
+        data.splits,
+        easy_vqa_modalities(tokenizer),
+        len(data.answer_names),
+        gather={split: data.gather(split) for split in data.splits},
+        class_names=data.answer_names,
+        groups={"train": data.splits["train"]["image_index"]},
+    )
+
+
+DATASETS: dict[str, Callable[..., TrainingData]] = {
+    "dime-synthetic": _dime_synthetic,
+    "easy-vqa": _easy_vqa,
+    "files": _files,
+}
 
 
 def load_dataset(name: str, **options: Any) -> TrainingData:

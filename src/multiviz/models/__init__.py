@@ -1,15 +1,35 @@
-"""Models multiviz can train and rebuild from a checkpoint: name -> class with a ``config()`` method."""
+"""Models multiviz can train and rebuild from a checkpoint: name -> class with a ``config()`` method.
+
+A model may also define:
+
+* ``embedding_modules()``: text modality -> dotted name of its token-embedding module; the trainer and
+  checkpoints pass it to ``TorchAdapter(embeddings=...)`` so gradient methods reach the words.
+* ``frozen_prefixes()``: state-dict key prefixes of frozen pretrained weights that its constructor rebuilds
+  from an installed package; checkpoints and training state leave them out (:func:`saved_state_dict`).
+* ``fast_path()``: a context manager the trainer and ``evaluate`` enter (e.g. to memoise a frozen
+  encoder); explanation methods never enter it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from multiviz.errors import CheckpointError
+from multiviz.models.cross_modal import CrossModalTransformer
+from multiviz.models.fusion import FusionClassifier, LateFusion, LowRankTensorFusion, TensorFusion
 from multiviz.models.mlp import ConcatMLP
 
-MODELS: dict[str, type[nn.Module]] = {"concat_mlp": ConcatMLP}
+MODELS: dict[str, type[nn.Module]] = {
+    "concat_mlp": ConcatMLP,
+    "late_fusion": LateFusion,
+    "tensor_fusion": TensorFusion,
+    "low_rank_tensor_fusion": LowRankTensorFusion,
+    "cross_modal_transformer": CrossModalTransformer,
+}
 
 
 def build_model(name: str, config: dict[str, Any]) -> nn.Module:
@@ -26,4 +46,55 @@ def model_name(model: nn.Module) -> str:
     raise CheckpointError(f"{type(model).__name__} is not a registered model; known: {sorted(MODELS)}")
 
 
-__all__ = ["MODELS", "ConcatMLP", "build_model", "model_name"]
+def embedding_modules(model: nn.Module) -> dict[str, str]:
+    """The model's ``embedding_modules()``, or ``{}`` when it declares none."""
+    declared = getattr(model, "embedding_modules", None)
+    return dict(declared()) if callable(declared) else {}
+
+
+def frozen_prefixes(model: nn.Module) -> tuple[str, ...]:
+    declared = getattr(model, "frozen_prefixes", None)
+    return tuple(declared()) if callable(declared) else ()
+
+
+def saved_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The state dict without the frozen pretrained weights (``frozen_prefixes()``)."""
+    frozen = frozen_prefixes(model)
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(frozen)}
+
+
+def load_saved_state_dict(model: nn.Module, state: Mapping[str, Tensor]) -> None:
+    """Load a :func:`saved_state_dict`; every key but the frozen ones must be present, none unexpected."""
+    frozen = frozen_prefixes(model)
+    result = model.load_state_dict(dict(state), strict=not frozen)
+    missing = [k for k in result.missing_keys if not k.startswith(frozen)]
+    if missing or result.unexpected_keys:
+        raise CheckpointError(
+            f"the weights do not fit {type(model).__name__}: missing {missing[:5]}, "
+            f"unexpected {list(result.unexpected_keys)[:5]}"
+        )
+
+
+@contextmanager
+def fast_path(model: nn.Module) -> Iterator[None]:
+    """The model's ``fast_path()`` context, or nothing."""
+    declared = getattr(model, "fast_path", None)
+    with declared() if callable(declared) else nullcontext():
+        yield
+
+
+__all__ = [
+    "MODELS",
+    "ConcatMLP",
+    "CrossModalTransformer",
+    "FusionClassifier",
+    "LateFusion",
+    "LowRankTensorFusion",
+    "TensorFusion",
+    "build_model",
+    "embedding_modules",
+    "fast_path",
+    "load_saved_state_dict",
+    "model_name",
+    "saved_state_dict",
+]

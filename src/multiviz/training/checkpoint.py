@@ -2,6 +2,8 @@
 
 ``config.json`` holds the registered model name and its keyword arguments, the modalities, the
 ``TorchAdapter`` spec, the SHA-256 of the weights file, and free-form metadata (metrics, training config).
+Frozen pretrained weights a model declares with ``frozen_prefixes()`` (e.g. MiniLM, 90 MB) are not saved:
+the model's constructor rebuilds them from the installed package, whose version is in the model config.
 Loading rebuilds the model and its adapter; the logits are bitwise identical to the saved model's.
 """
 
@@ -19,7 +21,7 @@ from multiviz.adapters import TorchAdapter
 from multiviz.errors import CheckpointError
 from multiviz.io import atomic_directory, atomic_write_json
 from multiviz.modality import Modality
-from multiviz.models import build_model, model_name
+from multiviz.models import build_model, load_saved_state_dict, model_name, saved_state_dict
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -46,7 +48,7 @@ def save_checkpoint(path: str | Path, adapter: TorchAdapter, metadata: dict[str,
         raise CheckpointError(f"{type(model).__name__} has no config() method to rebuild it from")
 
     def fill(directory: Path) -> None:
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        state = {k: v.detach().contiguous().cpu() for k, v in saved_state_dict(model).items()}
         save_file(state, str(directory / WEIGHTS))
         atomic_write_json(
             directory / CONFIG,
@@ -88,7 +90,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     if _sha256(path / WEIGHTS) != config["weights_sha256"]:
         raise CheckpointError(f"checkpoint {path}: {WEIGHTS} does not match the hash in {CONFIG}")
     model = build_model(config["model"]["name"], config["model"]["config"])
-    model.load_state_dict(load_file(str(path / WEIGHTS), device=device))
+    load_saved_state_dict(model, load_file(str(path / WEIGHTS), device=device))
     model.to(device)
     spec = config["adapter"]
     adapter = TorchAdapter(

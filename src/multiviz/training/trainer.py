@@ -27,7 +27,7 @@ from multiviz.adapters import TorchAdapter
 from multiviz.data.registry import TrainingData, load_dataset
 from multiviz.errors import InputError
 from multiviz.io import atomic_directory, atomic_write_json
-from multiviz.models import build_model
+from multiviz.models import build_model, embedding_modules, fast_path, load_saved_state_dict, saved_state_dict
 from multiviz.training.checkpoint import save_checkpoint
 from multiviz.training.config import TrainConfig
 
@@ -44,13 +44,22 @@ class TrainResult:
 
 def evaluate(adapter: TorchAdapter, batch: Mapping[str, Tensor], batch_size: int = 4096) -> dict[str, float]:
     """Accuracy and mean cross-entropy of ``adapter`` on a labelled batch dict."""
+    data = TrainingData({"eval": dict(batch)}, list(adapter.modalities), adapter.num_classes)
+    return evaluate_split(adapter, data, "eval", batch_size)
+
+
+def evaluate_split(
+    adapter: TorchAdapter, data: TrainingData, split: str, batch_size: int = 512
+) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``adapter`` on split ``split`` of ``data`` (in the model's
+    ``fast_path``, e.g. with a frozen text encoder's outputs memoised)."""
     adapter.model.eval()
-    total = int(batch["label"].shape[0])
+    total = data.size(split)
     correct = 0
     loss = 0.0
-    with torch.no_grad():
+    with torch.no_grad(), fast_path(adapter.model):
         for start in range(0, total, batch_size):
-            part = {k: v[start : start + batch_size] for k, v in batch.items()}
+            part = data.batch(split, slice(start, start + batch_size))
             logits = adapter.logits(part)
             labels = part["label"].to(logits.device)
             correct += int((logits.argmax(1) == labels).sum())
@@ -71,9 +80,8 @@ def fit(
     data = data if data is not None else load_dataset(**config.dataset)
     torch.manual_seed(config.seed)
     model = build_model(**_named_model(config.model)).to(config.device)
-    adapter = TorchAdapter(model, data.modalities)
-    train = data.splits["train"]
-    n_train = int(train["label"].shape[0])
+    adapter = TorchAdapter(model, data.modalities, embeddings=embedding_modules(model))
+    n_train = data.size("train")
     steps_per_epoch = (n_train + config.batch_size - 1) // config.batch_size
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -87,16 +95,16 @@ def fit(
         state = _load_resume(output / RESUME_DIR, config, model, optimizer, schedule, shuffle)
 
     started, seconds_before = time.perf_counter(), state.seconds
-    with _progress(show_progress) as progress:
+    with _progress(show_progress) as progress, fast_path(model):
         epochs_task = progress.add_task("epochs", total=config.epochs, completed=state.epoch)
         steps_task = progress.add_task("batches", total=steps_per_epoch)
         while state.epoch < config.epochs and state.stale < config.patience:
             model.train()
-            order = torch.randperm(n_train, generator=shuffle)
+            order = data.shuffled_rows("train", shuffle)
             progress.reset(steps_task, total=steps_per_epoch)
             for start in range(0, n_train, config.batch_size):
                 rows = order[start : start + config.batch_size]
-                batch = {k: v[rows].to(config.device) for k, v in train.items()}
+                batch = {k: v.to(config.device) for k, v in data.batch("train", rows).items()}
                 logits = adapter.logits(batch)
                 loss = F.cross_entropy(logits, batch["label"])
                 optimizer.zero_grad(set_to_none=True)
@@ -105,7 +113,7 @@ def fit(
                 schedule.step()
                 progress.advance(steps_task)
             state.epoch += 1
-            metrics = evaluate(adapter, data.splits["val"])
+            metrics = evaluate_split(adapter, data, "val")
             state.history.append(
                 {
                     "epoch": state.epoch,
@@ -120,7 +128,7 @@ def fit(
                     metrics["loss"],
                     state.epoch,
                 )
-                state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                state.best_weights = {k: v.detach().clone() for k, v in saved_state_dict(model).items()}
                 state.stale = 0
             else:
                 state.stale += 1
@@ -132,9 +140,9 @@ def fit(
             state.seconds = seconds_before + time.perf_counter() - started
             _save_resume(output / RESUME_DIR, config, model, optimizer, schedule, shuffle, state)
 
-    model.load_state_dict(state.best_weights)
+    load_saved_state_dict(model, state.best_weights)
     model.eval()
-    test = evaluate(adapter, data.splits["test"])
+    test = evaluate_split(adapter, data, "test")
     metrics = {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
@@ -186,7 +194,7 @@ def _save_resume(
     state: _State,
 ) -> None:
     optimizer_state = optimizer.state_dict()
-    tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in saved_state_dict(model).items()}
     tensors |= {f"best.{k}": v for k, v in state.best_weights.items()}
     for index, values in optimizer_state["state"].items():
         tensors |= {f"optimizer.{index}.{k}": torch.as_tensor(v) for k, v in values.items()}
@@ -230,7 +238,9 @@ def _load_resume(
             argument="resume",
         )
     tensors = load_file(str(path / "state.safetensors"))
-    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    load_saved_state_dict(
+        model, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    )
     optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
