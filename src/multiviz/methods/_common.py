@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ from multiviz.adapters.base import Adapter, Batch, modality_by_name
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.modality import Modality, ModalityKind
+from multiviz.results import Attribution
 from multiviz.targets import ResolvedTarget
 
 
@@ -107,3 +109,27 @@ def nonempty_layout(adapter: Adapter, batch: Batch, name: str) -> AtomLayout:
 def sub_target(target: ResolvedTarget, rows: Tensor) -> ResolvedTarget:
     """The target of the samples ``rows`` (repeats allowed), e.g. for a batch of perturbations."""
     return ResolvedTarget(target.source, target.index[rows.cpu()], target.layer, target.spec)
+
+
+def make_attribution(
+    method: str,
+    modality: Modality,
+    layout: AtomLayout,
+    weights: Tensor | np.ndarray,
+    target: ResolvedTarget,
+    parameters: dict[str, Any],
+    extras: dict[str, Any] | None = None,
+) -> Attribution:
+    """The :class:`Attribution` of one modality: atom labels from ``layout``, the resolved target's spec and
+    indices, and the method's hyperparameters, so every method reports its result the same way."""
+    return Attribution(
+        modality=modality.name,
+        kind=modality.modality_kind.value,
+        method=method,
+        atom_labels=layout.labels,
+        weights=to_numpy(weights) if isinstance(weights, Tensor) else weights,
+        target=target.spec,
+        target_index=target.index.tolist(),
+        parameters=parameters,
+        extras=dict(extras or {}),
+    )

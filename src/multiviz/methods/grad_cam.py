@@ -30,10 +30,10 @@ from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.errors import CapabilityError, InputError
 from multiviz.methods._common import (
     aggregate_to_atoms,
+    make_attribution,
     modality_spec,
     nonempty_layout,
     target_scores,
-    to_numpy,
 )
 from multiviz.modality import ModalityKind
 from multiviz.registry import register_method
@@ -176,14 +176,12 @@ def grad_cam(
     if aggregation == "mean":
         weights = weights / aggregate_to_atoms(torch.ones_like(upsampled), layout, ModalityKind.IMAGE, "sum")
     return {
-        modality: Attribution(
-            modality=modality,
-            kind=ModalityKind.IMAGE.value,
-            method="grad_cam",
-            atom_labels=layout.labels,
-            weights=to_numpy(weights),
-            target=resolved.spec,
-            target_index=resolved.index.tolist(),
+        modality: make_attribution(
+            "grad_cam",
+            modality_spec(adapter, modality),
+            layout,
+            weights,
+            resolved,
             parameters={
                 "layer": layer,
                 "prefix_tokens": used_prefix,

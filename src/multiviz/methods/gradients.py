@@ -36,6 +36,7 @@ from multiviz.errors import InputError
 from multiviz.methods._common import (
     aggregate_to_atoms,
     chosen_modalities,
+    make_attribution,
     modality_spec,
     nonempty_layout,
     to_numpy,
@@ -135,16 +136,14 @@ def _attribute(
         weights = aggregate_to_atoms(
             by_name[name].detach(), layouts[name], modality.modality_kind, aggregation
         )
-        results[name] = Attribution(
-            modality=name,
-            kind=modality.modality_kind.value,
-            method=method,
-            atom_labels=layouts[name].labels,
-            weights=to_numpy(weights),
-            target=resolved.spec,
-            target_index=resolved.index.tolist(),
-            parameters={"aggregation": aggregation, **parameters},
-            extras=dict(extras),
+        results[name] = make_attribution(
+            method,
+            modality,
+            layouts[name],
+            weights,
+            resolved,
+            {"aggregation": aggregation, **parameters},
+            extras,
         )
     return results
 

@@ -28,6 +28,7 @@ from torch import Tensor
 from multiviz.adapters.base import Adapter, Batch, Capability, require
 from multiviz.methods._common import (
     chosen_modalities,
+    make_attribution,
     modality_spec,
     nonempty_layout,
     sub_target,
@@ -139,14 +140,12 @@ def kernel_shap(
             full_scores.append(full)
             empty_scores.append(empty)
         modality = modality_spec(adapter, name)
-        results[name] = Attribution(
-            modality=name,
-            kind=modality.modality_kind.value,
-            method="kernel_shap",
-            atom_labels=layout.labels,
-            weights=weights,
-            target=resolved.spec,
-            target_index=resolved.index.tolist(),
+        results[name] = make_attribution(
+            "kernel_shap",
+            modality,
+            layout,
+            weights,
+            resolved,
             parameters={
                 "n_samples": n_samples,
                 "batch_size": batch_size,

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from multiviz.adapters.base import Adapter, Batch, Capability, require
-from multiviz.methods._common import chosen_modalities, modality_spec, nonempty_layout
+from multiviz.methods._common import chosen_modalities, make_attribution, modality_spec, nonempty_layout
 from multiviz.methods._perturbation import check_positive, score_coalitions
 from multiviz.registry import register_method
 from multiviz.results import Attribution
@@ -53,14 +53,6 @@ def kl_occlusion(
         for sample, values in enumerate(scores):
             weights[sample, : len(values)] = values.to("cpu", torch.float64).numpy()
         modality = modality_spec(adapter, name)
-        results[name] = Attribution(
-            modality=name,
-            kind=modality.modality_kind.value,
-            method="kl_occlusion",
-            atom_labels=layout.labels,
-            weights=weights,
-            target=resolved.spec,
-            target_index=resolved.index.tolist(),
-            parameters={"batch_size": batch_size, "baseline": str(modality.baseline), "units": "nats"},
-        )
+        parameters = {"batch_size": batch_size, "baseline": str(modality.baseline), "units": "nats"}
+        results[name] = make_attribution("kl_occlusion", modality, layout, weights, resolved, parameters)
     return results

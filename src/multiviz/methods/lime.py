@@ -24,6 +24,7 @@ from multiviz.adapters.base import Adapter, Batch, Capability, require
 from multiviz.errors import InputError
 from multiviz.methods._common import (
     chosen_modalities,
+    make_attribution,
     modality_spec,
     nonempty_layout,
     sub_target,
@@ -129,14 +130,12 @@ def lime(
             intercepts.append(intercept)
             r2s.append(r2 if np.isfinite(r2) else None)
         modality = modality_spec(adapter, name)
-        results[name] = Attribution(
-            modality=name,
-            kind=modality.modality_kind.value,
-            method="lime",
-            atom_labels=layout.labels,
-            weights=weights,
-            target=resolved.spec,
-            target_index=resolved.index.tolist(),
+        results[name] = make_attribution(
+            "lime",
+            modality,
+            layout,
+            weights,
+            resolved,
             parameters={
                 "n_samples": n_samples,
                 "kernel_width": kernel_width,

@@ -17,7 +17,14 @@ import torch
 from torch import Tensor
 
 from multiviz.adapters.base import Adapter, Batch, Capability, require
-from multiviz.methods._common import chosen_modalities, nonempty_layout, sub_target, target_scores
+from multiviz.methods._common import (
+    chosen_modalities,
+    make_attribution,
+    modality_spec,
+    nonempty_layout,
+    sub_target,
+    target_scores,
+)
 from multiviz.methods._perturbation import check_positive, score_coalitions
 from multiviz.registry import register_method
 from multiviz.results import Attribution
@@ -60,15 +67,7 @@ def occlusion(
         drop = np.full((layout.batch_size, layout.max_atoms), np.nan)
         for sample, values in enumerate(scores):
             drop[sample, : len(values)] = float(full[sample]) - values.to("cpu", torch.float64).numpy()
-        modality = next(m for m in adapter.modalities if m.name == name)
-        results[name] = Attribution(
-            modality=name,
-            kind=modality.modality_kind.value,
-            method="occlusion",
-            atom_labels=layout.labels,
-            weights=drop,
-            target=resolved.spec,
-            target_index=resolved.index.tolist(),
-            parameters={"batch_size": batch_size, "baseline": str(modality.baseline)},
-        )
+        modality = modality_spec(adapter, name)
+        parameters = {"batch_size": batch_size, "baseline": str(modality.baseline)}
+        results[name] = make_attribution("occlusion", modality, layout, drop, resolved, parameters)
     return results
