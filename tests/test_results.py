@@ -48,3 +48,23 @@ def test_top_atoms_and_mismatched_shapes():
     assert attribution.top(0, 2) == [("b", -3.0), ("c", 2.0)]
     with pytest.raises(ValueError, match="weights must be"):
         Attribution("x", "vector", "m", [["a"], ["b"]], np.zeros((1, 1)), 0, [0])
+
+
+def test_every_result_type_rebuilds_through_result_from_dict():
+    from multiviz.results import RESULT_TYPES
+
+    result_from_dict(
+        {"type": "attribution", **Attribution("x", "vector", "m", [["a"]], [[1.0]], 0, [0]).to_dict()}
+    )
+    expected = {
+        "attribution",
+        "interaction_map",
+        "disentanglement",
+        "modality_summary",
+        "sparse_path",
+        "feature_extremes",
+        "error_analysis",
+    }
+    assert expected <= set(RESULT_TYPES)
+    with pytest.raises(ValueError, match="unknown result type 'nope'"):
+        result_from_dict({"type": "nope"})

@@ -27,8 +27,24 @@ def array_from_json(data: Any) -> np.ndarray:
     return np.array(data, dtype=np.float64)  # None -> nan
 
 
+RESULT_TYPES: dict[str, type[_Serialisable]] = {}
+"""Every result class by its ``result_type``; filled as result classes are defined (see below)."""
+
+# Result classes defined outside this module; imported by result_from_dict so it knows them all.
+_RESULT_MODULES = (
+    "multiviz.prediction.result",
+    "multiviz.representations.analysis",
+    "multiviz.representations.error_analysis",
+)
+
+
 class _Serialisable:
     result_type: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "result_type" in cls.__dict__:
+            RESULT_TYPES[cls.result_type] = cls
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -298,13 +314,12 @@ class ModalitySummary(_Serialisable):
         )
 
 
-RESULT_TYPES: dict[str, type[_Serialisable]] = {
-    cls.result_type: cls for cls in (Attribution, InteractionMap, Disentanglement, ModalitySummary)
-}
-
-
 def result_from_dict(data: dict[str, Any]) -> _Serialisable:
     """Rebuild any result from its ``to_dict()`` form, dispatching on its ``type`` field."""
+    import importlib
+
+    for module in _RESULT_MODULES:
+        importlib.import_module(module)
     kind = data.get("type")
     if kind not in RESULT_TYPES:
         raise ValueError(f"unknown result type {kind!r}; expected one of {sorted(RESULT_TYPES)}")
