@@ -125,3 +125,12 @@ def minilm_tokenizer():
     from multiviz.models.text import load_minilm_tokenizer
 
     return load_minilm_tokenizer()
+
+
+@pytest.fixture
+def one_torch_thread():  # type: ignore[no-untyped-def]
+    """Run a test on one torch thread, restoring the thread count after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

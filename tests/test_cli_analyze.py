@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,8 @@ from multiviz.training.checkpoint import save_checkpoint
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small problems: one thread avoids OpenMP contention on a shared machine (results do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small problems: one torch thread avoids OpenMP contention on a shared machine (results do not change).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_checkpoint(path: Path) -> Path:

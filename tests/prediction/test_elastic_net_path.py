@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -21,14 +20,8 @@ from multiviz.prediction import (
     split_rows,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny problems: one thread avoids OpenMP contention on a shared machine (results do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small problems: one torch thread avoids OpenMP contention on a shared machine (results do not change).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_objective(

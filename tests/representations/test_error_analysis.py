@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import torch
 
 from multiviz.errors import InputError
 from multiviz.representations import (
@@ -17,14 +14,8 @@ from multiviz.representations import (
     select_uncertain,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small problems: one thread avoids OpenMP contention on a shared machine (results do not change)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small problems: one torch thread avoids OpenMP contention on a shared machine (results do not change).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
