@@ -29,6 +29,10 @@ from multiviz.cli_analyze import analyze_app  # noqa: E402 (a sub-app: stage R a
 
 app.add_typer(analyze_app, name="analyze")
 
+from multiviz.cli_features import features_app  # noqa: E402 (a sub-app: stage R feature extraction)
+
+app.add_typer(features_app, name="features")
+
 
 @app.command()
 def train(

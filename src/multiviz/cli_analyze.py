@@ -1,4 +1,4 @@
-"""``multiviz analyze``: stage R and P analyses of a trained checkpoint (``sparse``, ``errors``).
+"""``multiviz analyze``: stage R and P analyses of a trained checkpoint (``sparse``, ``errors``, ``global``).
 
 The checkpoint's training metadata names its data set; the commands rebuild it, read the penultimate
 features split by split, call the library, print tables and optionally write the JSON result.
@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # torch is imported by the commands, so that `multiviz --help
     import torch
 
 analyze_app = typer.Typer(
-    help="Stage R and P analyses of a trained checkpoint (sparse linear model, error analysis).",
+    help="Stage R and P analyses of a trained checkpoint (sparse linear model, error analysis, global "
+    "analysis of a hidden feature).",
     no_args_is_help=True,
 )
 console = Console()
@@ -160,3 +161,72 @@ def errors(
     if output is not None:
         atomic_write_text(output, result.to_json())
         console.print(f"wrote {output}")
+
+
+@analyze_app.command("global")
+def global_(
+    checkpoint: Checkpoint,
+    features: Annotated[Path, typer.Argument(help="A folder written by `multiviz features extract`.")],
+    feature: Annotated[int, typer.Option(help="The hidden feature j to analyse (0-based).")],
+    k: Annotated[int, typer.Option(help="How many datapoints at each end.")] = 10,
+    method: Annotated[str, typer.Option(help="U or C method explaining each point for feature j.")] = (
+        "gradient_x_input"
+    ),
+    split: Annotated[
+        str | None, typer.Option(help="The split the features came from; default the one they record.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    output: Annotated[Path | None, typer.Option(help="Write the FeatureExtremes JSON here.")] = None,
+) -> None:
+    """Global analysis R_g: the k datapoints that maximise and minimise feature j, each explained."""
+    from multiviz.cli_features import SplitBatches, check_split, exit_2_on_bad_input, load_training_data
+    from multiviz.representations import FeatureStore, global_analysis
+
+    with exit_2_on_bad_input():
+        store = FeatureStore(features)
+        if not store.complete:
+            raise CheckpointError(
+                f"the extraction in {features} is not finished; resume it with `multiviz features extract`"
+            )
+        split = split or store.metadata.get("split")
+        if split is None:
+            raise InputError("the features do not record their split; give --split", argument="split")
+        adapter, data = load_training_data(checkpoint, device)
+        check_split(data, split)
+        if data.size(split) != len(store):
+            raise InputError(
+                f"{features} holds {len(store):,} rows but split {split!r} of {checkpoint} has "
+                f"{data.size(split):,}; extract the features of this checkpoint and split first",
+                argument="features",
+            )
+        rows = SplitBatches(data, split, [m.name for m in adapter.modalities], batch_size=1)
+        result = global_analysis(adapter, rows.rows, store, feature, k=k, method=method)
+    labels = data.splits[split]["label"]
+    for title, ranked, values, explanations in (
+        ("largest", result.top_rows, result.top_values, result.top_explanations),
+        ("smallest", result.bottom_rows, result.bottom_values, result.bottom_explanations),
+    ):
+        table = Table(title=f"the {len(ranked)} '{split}' points with the {title} z{feature}")
+        table.add_column("rank", justify="right")
+        table.add_column("row", justify="right")
+        table.add_column(f"z{feature}", justify="right")
+        table.add_column("label", justify="right")
+        for name in explanations:
+            table.add_column(f"{name}: top atom ({method})")
+        for rank, (row, value) in enumerate(zip(ranked, values, strict=True)):
+            atoms = [_top_atom(explanation, rank) for explanation in explanations.values()]
+            table.add_row(str(rank + 1), str(row), f"{value:+.4g}", str(int(labels[row])), *atoms)
+        console.print(table)
+    if output is not None:
+        atomic_write_text(output, result.to_json())
+        console.print(f"wrote {output}")
+
+
+def _top_atom(explanation: Any, sample: int) -> str:
+    """``label (weight)`` of the atom with the largest absolute weight for ``sample``, or ``-``."""
+    pairs = explanation.sample(sample) if hasattr(explanation, "sample") else []
+    pairs = [(label, weight) for label, weight in pairs if np.isfinite(weight)]
+    if not pairs:
+        return "-"
+    label, weight = max(pairs, key=lambda pair: abs(pair[1]))
+    return f"{label} ({weight:+.3g})"

@@ -80,3 +80,29 @@ def test_global_analysis_finds_the_extremes_and_explains_them(tmp_path: Path, li
         np.testing.assert_allclose(total + bias, values_, rtol=1e-5, atol=1e-5)
         assert explanations["x1"].target_index == [1] * len(rows_)
     assert FeatureExtremes.from_json(result.to_json()) == result
+
+
+class Passthrough(nn.Module):
+    """Its penultimate features (the head's input) are the input itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(x)
+
+
+def test_ties_at_the_kth_place_keep_the_earliest_rows(tmp_path: Path) -> None:
+    # A ReLU feature: about half the rows tie at zero (numpy's argpartition alone picks arbitrary ones).
+    values = np.maximum(np.random.default_rng(0).normal(size=300), 0).astype(np.float32)
+    adapter = TorchAdapter(Passthrough(), [Modality("x", "vector")], head="head")
+    store = extract_features(
+        adapter, {"x": torch.from_numpy(values[:, None])}, tmp_path / "z", shard_rows=200
+    )
+    for k in (4, 10, 200):
+        rows, found = top_activating(store, 0, k=k, largest=False)
+        np.testing.assert_array_equal(rows, np.argsort(values, kind="stable")[:k])
+        np.testing.assert_array_equal(found, values[rows])
+    rows, _ = top_activating(store, 0, k=7)
+    np.testing.assert_array_equal(rows, np.argsort(-values, kind="stable")[:7])

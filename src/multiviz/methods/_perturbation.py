@@ -19,6 +19,7 @@ from multiviz.adapters.base import Adapter
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.methods._common import chunks, select_rows
+from multiviz.progress import track
 
 #: ``score(perturbed_batch, samples)`` -> one value (or one vector) per row of the perturbed batch.
 Scorer = Callable[[dict[str, Tensor], Tensor], Tensor]
@@ -44,11 +45,16 @@ def score_coalitions(
     coalitions: Sequence[np.ndarray],
     score: Scorer,
     batch_size: int,
+    *,
+    show_progress: bool = False,
+    description: str | None = None,
 ) -> list[Tensor]:
     """Score every coalition of every sample; ``coalitions[b]`` is bool ``[S_b, n_atoms[b]]``, True = kept.
 
     Returns, per sample, the scores of its ``S_b`` coalitions (``[S_b]`` or ``[S_b, K]``, as ``score``
-    returns), in order. Masked rows are built and scored ``batch_size`` at a time.
+    returns), in order. Masked rows are built and scored ``batch_size`` at a time. ``show_progress``
+    draws a transient bar on stderr counting the forward passes (labelled ``description``, by default
+    the modality's name).
     """
     check_positive(batch_size, "batch_size")
     width = layout.max_atoms
@@ -59,15 +65,24 @@ def score_coalitions(
         kept[start : start + len(rows), : layout.n_atoms[sample]] = rows
         start += len(rows)
     sample_of_row = torch.repeat_interleave(torch.arange(len(coalitions)), torch.tensor(counts))
-    removed = torch.from_numpy(~kept)
+    # True = masked, only where the row's sample has the atom; moved to the model's device once
+    atoms_of_row = np.asarray(layout.n_atoms, dtype=np.int64)[sample_of_row.numpy()]
+    has_atom = np.arange(width)[None, :] < atoms_of_row[:, None]
+    removed = torch.from_numpy(~kept & has_atom).to(adapter.device)
+    total = len(sample_of_row)
     outputs: list[Tensor] = []
-    for chunk in chunks(len(sample_of_row), batch_size):
+    forwards = track(
+        chunks(total, batch_size),
+        total=-(-total // batch_size),
+        description=description or f"perturbing {modality}",
+        unit="forwards",
+        show=show_progress,
+    )
+    for chunk in forwards:
         samples = sample_of_row[chunk]
         sub_layout = layout.take(samples)
-        atom_mask = removed[chunk, : sub_layout.max_atoms] & sub_layout.valid_atoms().cpu()
-        perturbed = adapter.mask(
-            select_rows(batch, samples), modality, atom_mask.to(adapter.device), sub_layout
-        )
+        atom_mask = removed[chunk, : sub_layout.max_atoms]
+        perturbed = adapter.mask(select_rows(batch, samples), modality, atom_mask, sub_layout)
         with torch.no_grad():
             outputs.append(score(perturbed, samples).detach())
     scores = torch.cat(outputs) if outputs else torch.empty(0)

@@ -25,6 +25,7 @@ input unit for saliency.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -211,6 +212,12 @@ def integrated_gradients(
     ``sum of all attributions - (f(x) - f(x'))`` of sample ``b`` (Gauss-Legendre quadrature with
     ``n_steps`` nodes); ``extras["score"]`` and ``extras["baseline_score"]`` are ``f(x)`` and ``f(x')``.
     ``batch_size`` caps the rows per forward pass (Captum's ``internal_batch_size``).
+
+    For text the path starts at the baseline token's embedding in every word position, while the model
+    still sees the input's token ids (for its padding or attention mask). ``extras["masked_score"]`` is
+    ``f`` of the input with the chosen modalities masked as the perturbation methods mask them (the ids
+    replaced). The two agree unless the model treats the baseline token as padding (``baseline="pad"``
+    for a model that skips pads): then a warning says so, and ``baseline="mask"`` makes them agree.
     """
     _positive_int(n_steps, "n_steps")
     if batch_size is not None:
@@ -218,7 +225,8 @@ def integrated_gradients(
 
     def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
         captum = _captum()
-        masked = adapter.embed(_fully_masked(adapter, batch, chosen))
+        masked_batch = _fully_masked(adapter, batch, chosen)
+        masked = adapter.embed(masked_batch)
         baselines = tuple(
             masked[name].detach().to(value.dtype) if name in chosen else value.detach()
             for name, value in zip(names, inputs, strict=True)
@@ -237,10 +245,16 @@ def integrated_gradients(
         with torch.no_grad():
             score = forward(*inputs, *additional).gather(1, index[:, None].to(inputs[0].device))[:, 0]
             base = forward(*baselines, *additional).gather(1, index[:, None].to(inputs[0].device))[:, 0]
+            masked_values = [value for value in masked_batch.values() if isinstance(value, Tensor)]
+            masked_inputs = [masked[name].to(value.dtype) for name, value in zip(names, inputs, strict=True)]
+            outputs = forward(*masked_inputs, *masked_values)
+            masked_score = outputs.gather(1, index[:, None].to(outputs.device))[:, 0]
+        _warn_if_the_path_misses_the_masked_input(chosen, base, masked_score)
         extras = {
             "completeness_delta": to_numpy(delta).tolist(),
             "score": to_numpy(score).tolist(),
             "baseline_score": to_numpy(base).tolist(),
+            "masked_score": to_numpy(masked_score).tolist(),
         }
         return tuple(values), extras
 
@@ -254,6 +268,20 @@ def integrated_gradients(
         run,
         {"n_steps": n_steps, "batch_size": batch_size, "path_method": "gausslegendre"},
     )
+
+
+def _warn_if_the_path_misses_the_masked_input(chosen: Sequence[str], base: Tensor, masked: Tensor) -> None:
+    """Warn when ``f`` at the start of the path is not ``f`` of the masked input (see the docstring)."""
+    gap = (base - masked).abs()
+    if bool((gap > 1e-4 * (1 + masked.abs())).any()):
+        warnings.warn(
+            f"integrated_gradients over {list(chosen)}: f at the embedding baseline differs from f of the "
+            f"masked input by up to {float(gap.max()):.3g} (the model treats the baseline token as padding), "
+            "so the attributions add up to f(x) - extras['baseline_score'], not to f(x) - "
+            "extras['masked_score']. Give the text modality baseline='mask' to make them agree.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 @register_method("smoothgrad", stage="U", requires={Capability.GRADIENTS})

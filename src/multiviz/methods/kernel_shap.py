@@ -95,12 +95,14 @@ def kernel_shap(
     n_samples: int = 2048,
     batch_size: int = 256,
     seed: int = 0,
+    show_progress: bool = False,
 ) -> dict[str, Attribution]:
     """KernelSHAP per modality: efficient Shapley values of the atoms (Lundberg and Lee 2017).
 
     Warns when ``n_samples`` is smaller than a sample's atom count (the regression is then
     underdetermined). ``extras``: per sample ``score`` f(x), ``masked_score`` f(x, modality masked) and
-    ``exact`` (True when every coalition was enumerated).
+    ``exact`` (True when every coalition was enumerated). ``show_progress=True`` draws a transient
+    progress bar of the forward passes on stderr.
     """
     require(adapter, Capability.MASK, "kernel_shap")
     check_positive(n_samples, "n_samples")
@@ -129,7 +131,17 @@ def kernel_shap(
             np.concatenate([np.ones((1, d), bool), np.zeros((1, d), bool), kept])
             for d, (kept, _) in zip(layout.n_atoms, drawn, strict=True)
         ]
-        scores = score_coalitions(adapter, batch, name, layout, coalitions, score, batch_size)
+        scores = score_coalitions(
+            adapter,
+            batch,
+            name,
+            layout,
+            coalitions,
+            score,
+            batch_size,
+            show_progress=show_progress,
+            description=f"kernel_shap: {name}",
+        )
         weights = np.full((layout.batch_size, layout.max_atoms), np.nan)
         full_scores, empty_scores = [], []
         for sample, ((kept, kernel), values) in enumerate(zip(drawn, scores, strict=True)):

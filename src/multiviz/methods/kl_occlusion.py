@@ -28,8 +28,12 @@ def kl_occlusion(
     *,
     modalities: list[str] | None = None,
     batch_size: int = 256,
+    show_progress: bool = False,
 ) -> dict[str, Attribution]:
-    """KL(p(y|x) || p(y|x, atom masked)) per atom, in nats (DVE); ``batch_size`` perturbations per forward."""
+    """KL(p(y|x) || p(y|x, atom masked)) per atom, in nats (DVE); ``batch_size`` perturbations per forward.
+
+    ``show_progress=True`` draws a transient progress bar of the forward passes on stderr.
+    """
     require(adapter, Capability.MASK, "kl_occlusion")
     check_positive(batch_size, "batch_size")
     names = chosen_modalities(adapter, modalities)
@@ -48,7 +52,17 @@ def kl_occlusion(
         layout = nonempty_layout(adapter, batch, name)
         # one coalition per atom: every atom kept but that one
         coalitions = [~np.eye(d, dtype=bool) for d in layout.n_atoms]
-        scores = score_coalitions(adapter, batch, name, layout, coalitions, score, batch_size)
+        scores = score_coalitions(
+            adapter,
+            batch,
+            name,
+            layout,
+            coalitions,
+            score,
+            batch_size,
+            show_progress=show_progress,
+            description=f"kl_occlusion: {name}",
+        )
         weights = np.full((layout.batch_size, layout.max_atoms), np.nan)
         for sample, values in enumerate(scores):
             weights[sample, : len(values)] = values.to("cpu", torch.float64).numpy()

@@ -86,6 +86,7 @@ def lime(
     batch_size: int = 256,
     seed: int = 0,
     output: str = "score",
+    show_progress: bool = False,
 ) -> dict[str, Attribution]:
     """LIME per modality: a kernel-weighted ridge surrogate over the atoms' presence (Ribeiro et al. 2016).
 
@@ -93,6 +94,7 @@ def lime(
     ``output="score"`` explains the target score (a logit, or a feature); ``output="probability"`` the
     target class's softmax probability, as the ``lime`` package's ``classifier_fn`` convention does.
     ``extras`` holds, per sample, the surrogate's ``intercept`` and weighted ``r2``.
+    ``show_progress=True`` draws a transient progress bar of the forward passes on stderr.
     """
     require(adapter, Capability.MASK, "lime")
     check_positive(n_samples, "n_samples")
@@ -118,7 +120,17 @@ def lime(
     for name in names:
         layout = nonempty_layout(adapter, batch, name)
         coalitions = [lime_coalitions(d, n_samples, seed) for d in layout.n_atoms]
-        scores = score_coalitions(adapter, batch, name, layout, coalitions, score, batch_size)
+        scores = score_coalitions(
+            adapter,
+            batch,
+            name,
+            layout,
+            coalitions,
+            score,
+            batch_size,
+            show_progress=show_progress,
+            description=f"lime: {name}",
+        )
         weights = np.full((layout.batch_size, layout.max_atoms), np.nan)
         intercepts: list[float] = []
         r2s: list[float | None] = []

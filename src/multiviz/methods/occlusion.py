@@ -39,8 +39,12 @@ def occlusion(
     *,
     modalities: list[str] | None = None,
     batch_size: int = 64,
+    show_progress: bool = False,
 ) -> dict[str, Attribution]:
-    """Drop of the target score when each atom alone is masked; ``batch_size`` perturbations per forward."""
+    """Drop of the target score when each atom alone is masked; ``batch_size`` perturbations per forward.
+
+    ``show_progress=True`` draws a transient progress bar of the forward passes on stderr.
+    """
     require(adapter, Capability.MASK, "occlusion")
     check_positive(batch_size, "batch_size")
     names = chosen_modalities(adapter, modalities)
@@ -63,7 +67,17 @@ def occlusion(
         layout = nonempty_layout(adapter, batch, name)
         # one coalition per atom: every atom kept but that one
         coalitions = [~np.eye(d, dtype=bool) for d in layout.n_atoms]
-        scores = score_coalitions(adapter, batch, name, layout, coalitions, score, batch_size)
+        scores = score_coalitions(
+            adapter,
+            batch,
+            name,
+            layout,
+            coalitions,
+            score,
+            batch_size,
+            show_progress=show_progress,
+            description=f"occlusion: {name}",
+        )
         drop = np.full((layout.batch_size, layout.max_atoms), np.nan)
         for sample, values in enumerate(scores):
             drop[sample, : len(values)] = float(full[sample]) - values.to("cpu", torch.float64).numpy()

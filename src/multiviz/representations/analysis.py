@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,14 +64,23 @@ def top_activating(
     best_values = np.zeros(0, dtype=np.float64)
     for start, shard in store.shards():
         values = np.asarray(shard[:, feature], dtype=np.float64) * (1.0 if largest else -1.0)
-        keep = min(k, len(values))
-        local = np.argpartition(-values, keep - 1)[:keep] if keep < len(values) else np.arange(len(values))
+        local = _first_k_largest(values, k)
         best_rows = np.concatenate([best_rows, local + start])
         best_values = np.concatenate([best_values, values[local]])
         # Ties: the earlier row first (stable order on (-value, row)).
         order = np.lexsort((best_rows, -best_values))[:k]
         best_rows, best_values = best_rows[order], best_values[order]
     return best_rows, best_values * (1.0 if largest else -1.0)
+
+
+def _first_k_largest(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values, taking the earliest among values tied at the k-th place."""
+    if k >= len(values):
+        return np.arange(len(values))
+    kth = np.partition(values, len(values) - k)[len(values) - k]  # the k-th largest value
+    above = np.flatnonzero(values > kth)
+    ties = np.flatnonzero(values == kth)[: k - len(above)]
+    return np.concatenate([above, ties])
 
 
 @dataclass(eq=False)
@@ -125,7 +134,7 @@ class FeatureExtremes(_Serialisable):
 
 def global_analysis(
     adapter: Adapter,
-    dataset: Mapping[str, Tensor],
+    dataset: Mapping[str, Tensor] | Callable[[Tensor], Batch],
     store: FeatureStore,
     feature: int,
     *,
@@ -134,13 +143,20 @@ def global_analysis(
     **options: Any,
 ) -> FeatureExtremes:
     """R_g: the ``k`` rows of ``dataset`` maximising and minimising ``feature`` (from ``store``, which
-    must hold the activations of ``dataset`` in the same row order), each explained for that feature."""
+    must hold the activations of ``dataset`` in the same row order), each explained for that feature.
+
+    ``dataset`` is one tensor per key with the rows first, or a function from row indices (int64) to the
+    model batch of those rows (for data sets whose rows are gathered, e.g. easy-VQA's image indices).
+    """
     top_rows, top_values = top_activating(store, feature, k)
     bottom_rows, bottom_values = top_activating(store, feature, k, largest=False)
     explanations = []
     for rows in (top_rows, bottom_rows):
         index = torch.as_tensor(rows, dtype=torch.int64)
-        batch = {key: value[index] for key, value in dataset.items() if isinstance(value, Tensor)}
+        if callable(dataset):
+            batch = dataset(index)
+        else:
+            batch = {key: value[index] for key, value in dataset.items() if isinstance(value, Tensor)}
         result = explain_feature(adapter, batch, feature, layer=store.layer, method=method, **options)
         explanations.append(result if isinstance(result, dict) else {"result": result})
     return FeatureExtremes(

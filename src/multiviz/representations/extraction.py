@@ -73,6 +73,11 @@ class FeatureStore:
         return None if layer is None else str(layer)
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """What the extraction was told about its source (e.g. checkpoint and split), ``{}`` if nothing."""
+        return dict(self.manifest.get("metadata") or {})
+
+    @property
     def n_features(self) -> int:
         return int(self.manifest["n_features"])
 
@@ -120,25 +125,30 @@ def extract_features(
     batch_size: int = 256,
     shard_rows: int = 16_384,
     show_progress: bool = False,
+    n_rows: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> FeatureStore:
     """Write the activations of ``layer`` (penultimate by default) for every row of ``dataset``.
 
     Resumes an interrupted extraction into the same ``output`` (same layer; for an iterable data set,
     the same batch order); a finished one is returned as it is. Rows are stored in data-set order.
+    ``n_rows`` is the row count of an iterable data set, for the progress bar only. ``metadata`` (JSON
+    values, e.g. the checkpoint and split) is kept in the manifest (:attr:`FeatureStore.metadata`); a
+    resume with different metadata is refused.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"expected an integer >= 1, got {batch_size!r}", argument="batch_size")
     if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
         raise InputError(f"expected an integer >= 1, got {shard_rows!r}", argument="shard_rows")
     directory = Path(output)
-    manifest = _open_manifest(directory, layer)
+    manifest = _open_manifest(directory, layer, dict(metadata or {}))
     if manifest["complete"]:
         return FeatureStore(directory)
     done = sum(int(s["rows"]) for s in manifest["shards"])
     statistics = (
         RunningStatistics.from_dict(manifest["statistics"]) if manifest["statistics"] is not None else None
     )
-    total = _length(dataset)
+    total = _length(dataset) if n_rows is None else n_rows
     buffer: list[np.ndarray] = []
     buffered = 0
     with _progress(show_progress) as progress:
@@ -171,7 +181,7 @@ def extract_features(
     return FeatureStore(directory)
 
 
-def _open_manifest(directory: Path, layer: str | None) -> dict[str, Any]:
+def _open_manifest(directory: Path, layer: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
         directory.mkdir(parents=True, exist_ok=True)
@@ -185,6 +195,7 @@ def _open_manifest(directory: Path, layer: str | None) -> dict[str, Any]:
             "shards": [],
             "statistics": None,
             "complete": False,
+            "metadata": metadata,
         }
         atomic_write_json(path, manifest)
         return manifest
@@ -194,6 +205,11 @@ def _open_manifest(directory: Path, layer: str | None) -> dict[str, Any]:
     if manifest["layer"] != layer:
         raise CheckpointError(
             f"{directory} holds layer {manifest['layer']!r}; asked for {layer!r}. Use another folder"
+        )
+    stored = manifest.get("metadata") or {}
+    if metadata and stored != json.loads(json.dumps(metadata)):
+        raise CheckpointError(
+            f"{directory} holds features of {stored}; asked for {metadata}. Use another folder"
         )
     listed = {s["file"] for s in manifest["shards"]}
     for stray in directory.iterdir():  # shards written after the last manifest, and temporary files
