@@ -20,8 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 Item = TypeVar("Item")
 
 
-def progress_bar(*, unit: str = "", console: Console | None = None) -> Progress:
-    """A transient rich :class:`Progress` on stderr: description, bar, ``done/total unit``, time elapsed."""
+def progress_bar(*, unit: str = "", console: Console | None = None, show: bool = True) -> Progress:
+    """A transient rich :class:`Progress` on stderr: description, bar, ``done/total unit``, time elapsed.
+
+    ``show=False`` gives a disabled bar: its tasks can be added and advanced, and nothing is drawn.
+    """
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -30,6 +33,7 @@ def progress_bar(*, unit: str = "", console: Console | None = None) -> Progress:
         TimeElapsedColumn(),
         transient=True,
         console=console if console is not None else Console(stderr=True),
+        disable=not show,
     )
 
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
 from multiviz.errors import InputError
@@ -34,6 +32,7 @@ from multiviz.prediction.elastic_net import (
     null_solution,
 )
 from multiviz.prediction.result import LambdaStep, SparsePath
+from multiviz.progress import progress_bar
 
 TARGETS = ("predictions", "labels")
 CONSTANT_FEATURES = ("drop", "error")
@@ -130,8 +129,8 @@ def fit_sparse_path(
     steps: list[LambdaStep] = []
     best: tuple[float, int, Tensor, Tensor] | None = None
 
-    with _progress(show_progress) as progress:
-        task = progress.add_task("elastic-net path", total=len(lambdas)) if progress else None
+    with progress_bar(show=show_progress) as progress:
+        task = progress.add_task("elastic-net path", total=len(lambdas))
         for k, lam in enumerate(lambdas):
             started = time.perf_counter()
             threshold = alpha * (2.0 * lam - previous_lam)
@@ -199,13 +198,12 @@ def fit_sparse_path(
             if best is None or val_fidelity > best[0]:
                 best = (val_fidelity, k, weight.clone(), intercept.clone())
             previous_lam = lam
-            if progress is not None and task is not None:
-                progress.update(
-                    task,
-                    advance=1,
-                    description=f"lambda {k + 1}: {steps[-1].nonzero_features} features, "
-                    f"val fidelity {val_fidelity:.3f}",
-                )
+            progress.update(
+                task,
+                advance=1,
+                description=f"lambda {k + 1}: {steps[-1].nonzero_features} features, "
+                f"val fidelity {val_fidelity:.3f}",
+            )
     assert best is not None
     parameters: dict[str, Any] = {
         "n_lambdas": n_lambdas,
@@ -381,15 +379,3 @@ def _check_number(
     if below or above or value != value:
         left, right = "(" if low_open else "[", ")" if high_open else "]"
         raise InputError(f"expected a value in {left}{low}, {high}{right}, got {value!r}", argument=name)
-
-
-def _progress(show: bool) -> Any:
-    if not show:
-        return nullcontext(None)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    )

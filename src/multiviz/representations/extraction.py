@@ -15,19 +15,18 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
 from multiviz.adapters.base import Adapter, Batch
 from multiviz.errors import CheckpointError, InputError
 from multiviz.io import atomic_write_json
+from multiviz.progress import progress_bar
 from multiviz.representations.statistics import RunningStatistics
 
 MANIFEST = "manifest.json"
@@ -151,8 +150,8 @@ def extract_features(
     total = _length(dataset) if n_rows is None else n_rows
     buffer: list[np.ndarray] = []
     buffered = 0
-    with _progress(show_progress) as progress:
-        task = progress.add_task("extracting features", total=total, completed=done) if progress else None
+    with progress_bar(show=show_progress) as progress:
+        task = progress.add_task("extracting features", total=total, completed=done)
         for batch in _batches(dataset, batch_size, skip=done):
             with torch.no_grad():
                 values = adapter.features(batch, layer=layer).detach().to("cpu", torch.float32).numpy()
@@ -170,8 +169,7 @@ def extract_features(
                 joined = np.concatenate(buffer)
                 statistics = _flush(directory, manifest, joined[:shard_rows], statistics)
                 buffer, buffered = [joined[shard_rows:]], joined.shape[0] - shard_rows
-            if progress is not None and task is not None:
-                progress.advance(task, values.shape[0])
+            progress.advance(task, values.shape[0])
         if buffered:
             statistics = _flush(directory, manifest, np.concatenate(buffer), statistics)
     if manifest["n_features"] is None:
@@ -275,15 +273,3 @@ def _batches(dataset: Dataset, batch_size: int, skip: int) -> Iterator[Batch]:
         offset = max(0, skip - seen)
         seen += rows
         yield {k: v[offset:] if isinstance(v, Tensor) else v for k, v in batch.items()} if offset else batch
-
-
-def _progress(show: bool) -> Any:
-    if not show:
-        return nullcontext(None)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    )

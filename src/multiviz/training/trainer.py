@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -28,6 +27,7 @@ from multiviz.data.registry import TrainingData, load_dataset
 from multiviz.errors import InputError
 from multiviz.io import atomic_directory, atomic_write_json
 from multiviz.models import build_model, embedding_modules, fast_path, load_saved_state_dict, saved_state_dict
+from multiviz.progress import progress_bar
 from multiviz.training.checkpoint import save_checkpoint
 from multiviz.training.config import TrainConfig
 
@@ -95,7 +95,7 @@ def fit(
         state = _load_resume(output / RESUME_DIR, config, model, optimizer, schedule, shuffle)
 
     started, seconds_before = time.perf_counter(), state.seconds
-    with _progress(show_progress) as progress, fast_path(model):
+    with progress_bar(show=show_progress) as progress, fast_path(model):
         epochs_task = progress.add_task("epochs", total=config.epochs, completed=state.epoch)
         steps_task = progress.add_task("batches", total=steps_per_epoch)
         while state.epoch < config.epochs and state.stale < config.patience:
@@ -171,17 +171,6 @@ class _State:
 def _named_model(section: dict[str, Any]) -> dict[str, Any]:
     section = dict(section)
     return {"name": section.pop("name"), "config": section}
-
-
-def _progress(show: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not show,
-        transient=True,
-    )
 
 
 def _save_resume(
