@@ -38,6 +38,8 @@ class TorchAdapter(ModalityAdapterBase):
         head: dotted name of the classification head; its *input* is the penultimate representation.
             Default: the last ``nn.Linear`` in ``model.named_modules()`` order.
         extra_arguments: batch key -> forward keyword, passed unchanged (e.g. an attention mask).
+        extra_key_modalities: extra batch key -> the modality it belongs to (``{"attention_mask": "text"}``),
+            so that methods pairing modalities of different samples (EMAP, DIME) carry it along.
         output: optional function from the forward's return value to logits.
 
     The model is put in evaluation mode (``model.eval()``): explanations must not depend on dropout draws
@@ -54,9 +56,12 @@ class TorchAdapter(ModalityAdapterBase):
         head: str | None = None,
         extra_arguments: Mapping[str, str] | None = None,
         output: Callable[[Any], Tensor] | None = None,
+        extra_key_modalities: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_arguments = dict(extra_arguments or {})
-        super().__init__(modalities, extra_keys=self.extra_arguments)
+        super().__init__(
+            modalities, extra_keys=self.extra_arguments, extra_key_modalities=extra_key_modalities
+        )
         if not isinstance(model, nn.Module):
             raise InputError(f"expected a torch.nn.Module, got {type(model).__name__}", argument="model")
         # Explanations of a model in training mode would depend on dropout draws and batch statistics.

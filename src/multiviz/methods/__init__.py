@@ -1,5 +1,6 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
+from multiviz.methods.emap import emap
 from multiviz.methods.grad_cam import grad_cam
 from multiviz.methods.gradients import gradient_x_input, integrated_gradients, saliency, smoothgrad
 from multiviz.methods.kernel_shap import kernel_shap
@@ -9,6 +10,7 @@ from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
 
 __all__ = [
+    "emap",
     "grad_cam",
     "gradient_x_input",
     "integrated_gradients",
