@@ -1,5 +1,6 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
+from multiviz.methods.dime import dime
 from multiviz.methods.emap import emap
 from multiviz.methods.grad_cam import grad_cam
 from multiviz.methods.gradients import gradient_x_input, integrated_gradients, saliency, smoothgrad
@@ -10,6 +11,7 @@ from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
 
 __all__ = [
+    "dime",
     "emap",
     "grad_cam",
     "gradient_x_input",
