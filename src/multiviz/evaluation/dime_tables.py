@@ -151,9 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     result = synthetic_table2(arguments.points, quick=arguments.quick)
     print(result.markdown())
-    print(
-        f"\n{result.n_points} points; parameters {result.parameters}; undefined correlations {result.undefined}"
-    )
+    print(f"\n{result.n_points} points; parameters {result.parameters}")
+    print(f"undefined correlations (constant weights): {result.undefined}")
     return 0
 
 
