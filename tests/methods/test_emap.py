@@ -45,7 +45,7 @@ def test_bilinear_model_matches_closed_form() -> None:
     labels = batch["label"].numpy()
     assert result.accuracy == pytest.approx(np.mean(predicted == labels))
     assert result.additive_accuracy == pytest.approx(np.mean(unimodal.argmax(1) == labels))
-    assert result.extras == {"exact": True, "forwards": 49}
+    assert result.extras == {"exact": True, "forwards": 49, "encoded": False}
 
 
 def test_additive_model_has_no_interaction() -> None:

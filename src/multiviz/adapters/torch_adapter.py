@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from multiviz.adapters.base import Batch, Capability
 from multiviz.adapters.common import ModalityAdapterBase
-from multiviz.errors import InputError
+from multiviz.errors import CapabilityError, InputError
 from multiviz.modality import Modality
 
 
@@ -89,6 +89,8 @@ class TorchAdapter(ModalityAdapterBase):
         caps = {Capability.LOGITS, Capability.MASK, Capability.FEATURES}
         if all(not m.modality_kind.is_discrete or m.name in self.embedding_modules for m in self.modalities):
             caps.add(Capability.GRADIENTS)
+        if self._separable_model() is not None:
+            caps.add(Capability.ENCODE)
         return frozenset(caps)
 
     @property
@@ -172,7 +174,48 @@ class TorchAdapter(ModalityAdapterBase):
             )
         return captured[-1].reshape(captured[-1].shape[0], -1)
 
+    def encode_modality(self, batch: Batch, modality: str) -> Tensor:
+        """The encoder output of one modality, ``[B, d]``, for a model with :attr:`Capability.ENCODE`.
+
+        The batch is expected validated (on :attr:`device`); only ``batch[modality]`` is read.
+        """
+        model = self._require_separable()
+        self.modality(modality)
+        return model.encoders[self.arguments[modality]](batch[modality])
+
+    def logits_from_encodings(self, encodings: Mapping[str, Tensor]) -> Tensor:
+        """Logits from one encoding per modality (rows aligned): ``head(body(fuse(...)))``, equal to
+        :meth:`logits` of the inputs the encodings came from."""
+        model = self._require_separable()
+        vectors = [encodings[self._modality_of_argument[argument]] for argument in model.modality_names]
+        return model.head(model.body(model.fuse(vectors)))
+
     # -- internals -------------------------------------------------------------------------------------
+    def _separable_model(self) -> Any | None:
+        """The model if it is a :class:`multiviz.models.FusionClassifier` that keeps its ``forward``
+        (encoders, then fusion, body and head) and takes exactly the modalities; otherwise None."""
+        from multiviz.models.fusion import FusionClassifier
+
+        model = self.model
+        if not isinstance(model, FusionClassifier) or type(model).forward is not FusionClassifier.forward:
+            return None
+        if self.output is not None or self.extra_arguments:
+            return None
+        arguments = [self.arguments[m.name] for m in self.modalities]
+        if sorted(arguments) != sorted(model.modality_names):
+            return None
+        self._modality_of_argument = {self.arguments[m.name]: m.name for m in self.modalities}
+        return model
+
+    def _require_separable(self) -> Any:
+        model = self._separable_model()
+        if model is None:
+            raise CapabilityError(
+                f"{type(self.model).__name__} does not factor into per-modality encoders and a fusion head "
+                "(a multiviz FusionClassifier with its own forward); use logits() instead"
+            )
+        return model
+
     def _forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         kwargs = {self.arguments[m.name]: batch[m.name] for m in self.modalities}
         kwargs |= {argument: batch[key] for key, argument in self.extra_arguments.items() if key in batch}

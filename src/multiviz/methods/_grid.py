@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch
+from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.errors import InputError
 from multiviz.methods._common import chunks
 from multiviz.progress import track
@@ -102,10 +102,14 @@ def evaluate_rows(
     outputs: Callable[[dict[str, Tensor]], Tensor],
     batch_size: int,
     *,
+    encoded: bool = False,
     show_progress: bool = False,
     description: str = "pairing modalities",
 ) -> Tensor:
-    """``outputs`` of every combined row, ``batch_size`` rows per forward -> float64 CPU ``[R, ...]``."""
+    """``outputs`` of every combined row, ``batch_size`` rows per forward -> float64 CPU ``[R, ...]``.
+
+    ``encoded``: ``pool`` holds per-modality encodings (:func:`encode_pool`), indexed directly.
+    """
     names = modality_names(adapter)
     total = int(torch.as_tensor(rows_by_modality[names[0]]).shape[0])
     pieces: list[Tensor] = []
@@ -117,7 +121,12 @@ def evaluate_rows(
         show=show_progress,
     )
     for part in steps:
-        combined = combine_rows(adapter, pool, {name: rows_by_modality[name][part] for name in names})
+        part_rows = {name: rows_by_modality[name][part] for name in names}
+        combined = (
+            {name: pool[name][part_rows[name].to(pool[name].device)] for name in names}
+            if encoded
+            else combine_rows(adapter, pool, part_rows)
+        )
         with torch.no_grad():
             pieces.append(outputs(combined).detach().to("cpu", torch.float64))
     return torch.cat(pieces) if pieces else torch.empty(0, dtype=torch.float64)
@@ -146,3 +155,23 @@ def draw_tuples(n: int, n_modalities: int, count: int, seed: int) -> Tensor:
     """``count`` index tuples ``[count, M]`` into ``n`` samples, each modality's index drawn independently."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, n, (count, n_modalities), generator=generator)
+
+
+def can_encode(adapter: Adapter) -> bool:
+    """Whether the adapter encodes each modality apart and evaluates only its fusion head on pairs."""
+    return Capability.ENCODE in adapter.capabilities and hasattr(adapter, "logits_from_encodings")
+
+
+def encode_pool(
+    adapter: Adapter, pool: Batch, batch_size: int, names: list[str] | None = None
+) -> dict[str, Tensor]:
+    """Every modality (or ``names``) of ``pool`` through its encoder, ``batch_size`` rows at a time."""
+    encoder = adapter.encode_modality  # type: ignore[attr-defined]
+    out: dict[str, Tensor] = {}
+    for name in names if names is not None else modality_names(adapter):
+        total = int(pool[name].shape[0])
+        with torch.no_grad():
+            out[name] = torch.cat(
+                [encoder({name: pool[name][part]}, name) for part in chunks(total, batch_size)]
+            )
+    return out

@@ -47,6 +47,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -66,10 +67,12 @@ from multiviz.methods._common import (
     target_scores,
 )
 from multiviz.methods._grid import (
+    can_encode,
     check_batch_size,
     combine_rows,
     concat_batches,
     draw_tuples,
+    encode_pool,
     evaluate_rows,
     forward_inputs,
     grid_rows,
@@ -144,6 +147,7 @@ def dime(
     seed: int = 0,
     n_expectation_samples: int = 100,
     update_sample_set: bool = False,
+    fast_path: bool = True,
     show_progress: bool = False,
 ) -> Disentanglement:
     """DIME (Lyu et al. 2022): ``UC_m`` and ``MI_m`` LIME weights of every sample and chosen modality.
@@ -153,7 +157,10 @@ def dime(
     ``n_reference`` (seeded) when larger. ``n_samples`` LIME coalitions per point and modality, LIME
     kernel ``kernel_width``, ridge ``alpha`` (0: least squares), ``batch_size`` rows per forward,
     ``n_expectation_samples`` tuples for ``K > 2`` modalities, ``update_sample_set`` as in Algorithm 1
-    (see the module docstring). Attribution ``extras``: per sample the surrogate's ``intercept`` and
+    (see the module docstring); ``fast_path``: for a logit target and an adapter with
+    :attr:`Capability.ENCODE`, encode each modality once (the sample set, then the ``S`` masked copies)
+    and run only the fusion head on the ``S N`` pairs (equal to the plain path to float tolerance).
+    Attribution ``extras``: per sample the surrogate's ``intercept`` and
     weighted ``r2`` (None for a constant target), ``added_to_sample_set`` and ``sample_set_size``.
     """
     require(adapter, Capability.MASK, "dime")
@@ -184,22 +191,19 @@ def dime(
     pool = concat_batches(base, forward_inputs(adapter, batch))
     columns = sorted(set(resolved.index.tolist()))
     points = _points(adapter, base, batch, resolved, columns)
-
-    def outputs(rows: dict[str, Tensor]) -> Tensor:
-        values = (
-            adapter.logits(rows)
-            if resolved.source == "logits"
-            else adapter.features(rows, layer=resolved.layer)
-        )
-        return values[:, columns]
+    encoded = fast_path and resolved.source == "logits" and can_encode(adapter)
+    scorer = _Scorer(adapter, resolved, encoded)
+    model_pool = encode_pool(adapter, pool, batch_size) if encoded else pool
 
     if len(names) == 2:
-        grid = _grid_cache(adapter, pool, sample_count(adapter, base), points, outputs, batch_size)
+        grid = _grid_cache(
+            adapter, model_pool, sample_count(adapter, base), points, scorer, columns, batch_size
+        )
         constants: dict[int, Tensor] = {}
     else:
         grid = torch.empty(0)
         constants = _sampled_constants(
-            adapter, pool, points, n_expectation_samples, seed, resolved, batch_size
+            adapter, model_pool, points, n_expectation_samples, seed, scorer, batch_size
         )
     layouts = {name: nonempty_layout(adapter, batch, name) for name in explained}
     coalitions = {
@@ -212,7 +216,7 @@ def dime(
     total = sum(-(-n_samples * width[p.sample] // batch_size) for _, p in jobs)
     scores: dict[tuple[str, int], list[Tensor]] = {(name, p.sample): [] for name, p in jobs}
     evaluated = _score_jobs(
-        adapter, batch, pool, jobs, layouts, coalitions, resolved, n_expectation_samples, seed, batch_size
+        adapter, batch, model_pool, jobs, layouts, coalitions, scorer, n_expectation_samples, seed, batch_size
     )
     for key, values in track(evaluated, total=total, description="dime", unit="forwards", show=show_progress):
         scores[key].append(values)
@@ -226,6 +230,7 @@ def dime(
         "seed": seed,
         "n_expectation_samples": n_expectation_samples,
         "update_sample_set": update_sample_set,
+        "fast_path": fast_path,
         "sample_set": "batch" if sample_set is None else "given",
     }
     size = sample_count(adapter, batch)
@@ -340,7 +345,8 @@ def _grid_cache(
     pool: dict[str, Tensor],
     n_base: int,
     points: list[_Point],
-    outputs: Any,
+    scorer: _Scorer,
+    columns: list[int],
     batch_size: int,
 ) -> Tensor:
     """``L[i, j] = M(x_1^(i), x_2^(j))`` (float64 ``[P, P, Q]``, pool indices, Q target columns): the
@@ -355,7 +361,14 @@ def _grid_cache(
             pairs_second += [base, own, torch.tensor([p.own])]
     rows_first, rows_second = torch.cat(pairs_first), torch.cat(pairs_second)
     names = modality_names(adapter)
-    values = evaluate_rows(adapter, pool, {names[0]: rows_first, names[1]: rows_second}, outputs, batch_size)
+    values = evaluate_rows(
+        adapter,
+        pool,
+        {names[0]: rows_first, names[1]: rows_second},
+        lambda rows: scorer.outputs(rows, columns),
+        batch_size,
+        encoded=scorer.encoded,
+    )
     size = sample_count(adapter, pool)
     grid = torch.full((size, size, values.shape[1]), float("nan"), dtype=torch.float64)
     grid[rows_first, rows_second] = values
@@ -368,7 +381,7 @@ def _sampled_constants(
     points: list[_Point],
     n_tuples: int,
     seed: int,
-    resolved: ResolvedTarget,
+    scorer: _Scorer,
     batch_size: int,
 ) -> dict[int, Tensor]:
     """Per point, per modality ``m``: ``sum_{m' != m} E_{x_-m'} M(x_m'^(k), .) - (K - 1) E M`` ``[K]``."""
@@ -381,14 +394,14 @@ def _sampled_constants(
         for m in range(count):
             for other, name in enumerate(names):
                 rows[name].append(torch.full((n_tuples,), p.own) if other == m else tuples[:, other])
-        target = int(resolved.index[p.sample])
-
-        def outputs(combined: dict[str, Tensor], target: int = target) -> Tensor:
-            chosen = torch.full((sample_count(adapter, combined),), target, dtype=torch.int64)
-            return target_scores(adapter, combined, ResolvedTarget(resolved.source, chosen, resolved.layer))
-
+        target = int(scorer.resolved.index[p.sample])
         values = evaluate_rows(
-            adapter, pool, {name: torch.cat(parts) for name, parts in rows.items()}, outputs, batch_size
+            adapter,
+            pool,
+            {name: torch.cat(parts) for name, parts in rows.items()},
+            partial(scorer.target_column, target=target),
+            batch_size,
+            encoded=scorer.encoded,
         )
         grand = values[:n_tuples].mean()
         marginals = values[n_tuples:].reshape(count, n_tuples).mean(1)
@@ -403,7 +416,7 @@ def _score_jobs(
     jobs: list[tuple[str, _Point]],
     layouts: dict[str, AtomLayout],
     coalitions: dict[tuple[str, int], np.ndarray],
-    resolved: ResolvedTarget,
+    scorer: _Scorer,
     n_tuples: int,
     seed: int,
     batch_size: int,
@@ -424,7 +437,12 @@ def _score_jobs(
         atom_mask = torch.zeros(n_samples, layout.max_atoms, dtype=torch.bool)
         atom_mask[:, : kept.shape[1]] = torch.from_numpy(~kept)
         masked = adapter.mask(select_rows(inputs, repeated), name, atom_mask.to(adapter.device), layout)
-        joined = {key: torch.cat([pool[key], masked[key].to(pool[key].device)]) for key in pool}
+        if scorer.encoded:
+            joined = dict(pool) | {
+                name: torch.cat([pool[name], encode_pool_of(adapter, masked, name, batch_size)])
+            }
+        else:
+            joined = {key: torch.cat([pool[key], masked[key].to(pool[key].device)]) for key in pool}
         if len(names) == 2:
             others = {other: p.members for other in names if other != name}
         else:
@@ -437,11 +455,45 @@ def _score_jobs(
         width = len(next(iter(others.values())))
         flat = torch.arange(n_samples * width)
         rows = {other: index[flat % width] for other, index in others.items()} | {name: size + flat // width}
-        target = int(resolved.index[p.sample])
+        target = int(scorer.resolved.index[p.sample])
         for part in chunks(len(flat), batch_size):
-            combined = combine_rows(adapter, joined, {key: index[part] for key, index in rows.items()})
-            count = part.stop - part.start
-            chosen = ResolvedTarget(resolved.source, torch.full((count,), target), resolved.layer)
+            part_rows = {key: index[part] for key, index in rows.items()}
+            if scorer.encoded:
+                combined = {
+                    key: joined[key][index.to(joined[key].device)] for key, index in part_rows.items()
+                }
+            else:
+                combined = combine_rows(adapter, joined, part_rows)
             with torch.no_grad():
-                values = target_scores(adapter, combined, chosen)
+                values = scorer.outputs(combined, [target])[:, 0]
             yield (name, p.sample), values.detach().to("cpu", torch.float64)
+
+
+@dataclass
+class _Scorer:
+    """The model's target outputs on a batch of rows: plain inputs, or per-modality encodings."""
+
+    adapter: Adapter
+    resolved: ResolvedTarget
+    encoded: bool
+
+    def target_column(self, rows: dict[str, Tensor], target: int) -> Tensor:
+        return self.outputs(rows, [target])[:, 0]
+
+    def outputs(self, rows: dict[str, Tensor], columns: list[int]) -> Tensor:
+        """Output columns ``columns`` (classes, or features of the target's layer) of every row."""
+        if self.encoded:
+            logits = self.adapter.logits_from_encodings(rows)  # type: ignore[attr-defined]
+            return logits[:, columns]
+        if len(columns) == 1:  # one target: through target_scores, as every method scores
+            index = torch.full((sample_count(self.adapter, rows),), columns[0], dtype=torch.int64)
+            chosen = ResolvedTarget(self.resolved.source, index, self.resolved.layer)
+            return target_scores(self.adapter, rows, chosen)[:, None]
+        if self.resolved.source == "logits":
+            return self.adapter.logits(rows)[:, columns]
+        return self.adapter.features(rows, layer=self.resolved.layer)[:, columns]
+
+
+def encode_pool_of(adapter: Adapter, batch: dict[str, Tensor], name: str, batch_size: int) -> Tensor:
+    """The encodings of modality ``name`` of ``batch``."""
+    return encode_pool(adapter, {name: batch[name]}, batch_size, names=[name])[name]

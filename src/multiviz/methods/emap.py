@@ -32,8 +32,10 @@ from torch import Tensor
 from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.errors import InputError
 from multiviz.methods._grid import (
+    can_encode,
     check_batch_size,
     draw_tuples,
+    encode_pool,
     evaluate_rows,
     forward_inputs,
     grid_rows,
@@ -203,6 +205,7 @@ def emap(
     max_grid_rows: int = 250_000,
     n_expectation_samples: int = 200,
     seed: int = 0,
+    fast_path: bool = True,
     show_progress: bool = False,
 ) -> EMAPResult:
     """EMAP over the ``N >= 2`` datapoints of ``batch`` (the sample set), all classes (Hessel and Lee 2020).
@@ -211,7 +214,10 @@ def emap(
     :attr:`EMAPResult.interactive_share`; the logits of every class are projected. ``batch_size`` rows
     per forward; ``max_grid_rows`` bounds the exact ``N^K`` grid for ``K > 2`` modalities (``K = 2`` is
     always exact), beyond which ``n_expectation_samples`` seeded tuples estimate the expectations (see the
-    module docstring for the cost). ``show_progress`` draws a transient progress bar of the forwards.
+    module docstring for the cost). ``fast_path``: when the adapter has :attr:`Capability.ENCODE` (a
+    model that factors into per-modality encoders and a fusion head), each modality is encoded once
+    and only the head runs on the grid (the same numbers to float tolerance). ``show_progress`` draws a
+    transient progress bar of the forwards.
     """
     check_batch_size(batch_size)
     check_positive(max_grid_rows, "max_grid_rows")
@@ -231,10 +237,13 @@ def emap(
     with torch.no_grad():
         logits = adapter.logits(batch)
     resolved = resolve_target(adapter, batch, target, logits=logits)
-    pool = forward_inputs(adapter, batch)
+    encoded = fast_path and can_encode(adapter)
+    pool = encode_pool(adapter, batch, batch_size) if encoded else forward_inputs(adapter, batch)
     exact = len(names) == 2 or n ** len(names) <= max_grid_rows
 
     def outputs(rows: dict[str, Tensor]) -> Tensor:
+        if encoded:
+            return adapter.logits_from_encodings(rows)  # type: ignore[attr-defined]
         return adapter.logits(rows)
 
     if exact:
@@ -245,6 +254,7 @@ def emap(
             dict(zip(names, rows, strict=True)),
             outputs,
             batch_size,
+            encoded=encoded,
             show_progress=show_progress,
             description="emap: grid",
         )
@@ -253,7 +263,7 @@ def emap(
         forwards = n ** len(names)
     else:
         full, marginals, grand = _sampled_marginals(
-            adapter, pool, n, n_expectation_samples, seed, outputs, batch_size, show_progress
+            adapter, pool, n, n_expectation_samples, seed, outputs, batch_size, encoded, show_progress
         )
         forwards = n * len(names) * n_expectation_samples + n_expectation_samples + n
     unimodal = additive_projection(marginals, grand)
@@ -271,9 +281,10 @@ def emap(
             "max_grid_rows": max_grid_rows,
             "n_expectation_samples": n_expectation_samples,
             "seed": seed,
+            "fast_path": fast_path,
             "n_reference": n,
         },
-        extras={"exact": exact, "forwards": forwards},
+        extras={"exact": exact, "forwards": forwards, "encoded": encoded},
     )
 
 
@@ -285,6 +296,7 @@ def _sampled_marginals(
     seed: int,
     outputs: Any,
     batch_size: int,
+    encoded: bool,
     show_progress: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Diagonal ``[N, C]``, marginals ``[K, N, C]`` and grand mean ``[C]`` from ``n_tuples`` shared tuples.
@@ -305,6 +317,7 @@ def _sampled_marginals(
         {name: torch.cat(parts) for name, parts in rows.items()},
         outputs,
         batch_size,
+        encoded=encoded,
         show_progress=show_progress,
         description="emap: sampled expectations",
     )
