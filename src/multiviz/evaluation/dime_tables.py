@@ -11,6 +11,12 @@ truth is computed; the table is the mean over points (the paper explains label 1
 
 Run ``python -m multiviz.evaluation.dime_tables table2`` to print the markdown table (add ``--quick`` for
 the small quick preset, ``--points`` to change the point count).
+
+DIME's Table 3 (section 4.2.1): on a question-answering model, swap each explained point's question for
+another question about the same image and explain the same label again; the image's unimodal
+explanation ``UC_V`` should barely move (mean cosine distance near 0) while its interaction
+explanation ``MI_V`` should. ``python -m multiviz.evaluation.dime_tables table3`` runs it on the trained
+easy-VQA model (preset ``easy-vqa``, trained once and cached as ``multiviz demo`` does).
 """
 
 from __future__ import annotations
@@ -40,14 +46,23 @@ class Table2:
 
     correlation: dict[str, dict[str, float]]
     n_points: int
+    standard_error: dict[str, dict[str, float]] = field(default_factory=dict)  # of each mean, over points
     parameters: dict[str, Any] = field(default_factory=dict)
     undefined: int = 0  # explanations with constant weights (no correlation), left out of the means
 
-    def markdown(self) -> str:
+    def markdown(self, with_errors: bool = False) -> str:
+        """The table; ``with_errors`` appends the standard error of each mean (``0.993 ± 0.001``)."""
         header = "| ground truth | " + " | ".join(EXPLANATIONS) + " |"
         rule = "|---|" + "---:|" * len(EXPLANATIONS)
+
+        def cell(truth: str, name: str) -> str:
+            text = f"{self.correlation[truth][name]:.3f}"
+            if with_errors and self.standard_error:
+                text += f" ± {self.standard_error[truth][name]:.3f}"
+            return text
+
         rows = [
-            f"| {truth} | " + " | ".join(f"{self.correlation[truth][e]:.3f}" for e in EXPLANATIONS) + " |"
+            f"| {truth} | " + " | ".join(cell(truth, e) for e in EXPLANATIONS) + " |"
             for truth in GROUND_TRUTHS
         ]
         return "\n".join([header, rule, *rows])
@@ -100,16 +115,21 @@ def table2(
         "LIME_2": plain["x2"].weights,
     }
     correlation: dict[str, dict[str, float]] = {}
+    errors: dict[str, dict[str, float]] = {}
     undefined = 0
     for truth_name, truth in truths.items():
         correlation[truth_name] = {}
+        errors[truth_name] = {}
         for name, weights in explanations.items():
             values = pearson_rows(weights, truth)
             undefined += int(np.isnan(values).sum())
-            correlation[truth_name][name] = float(np.nanmean(values))
+            finite = values[np.isfinite(values)]
+            correlation[truth_name][name] = float(finite.mean())
+            errors[truth_name][name] = float(finite.std(ddof=1) / np.sqrt(len(finite)))
     return Table2(
         correlation=correlation,
         n_points=int(x1.shape[0]),
+        standard_error=errors,
         parameters=dict(result.parameters) | {"target": target},
         undefined=undefined,
     )
@@ -143,14 +163,133 @@ def synthetic_table2(
     return table2(checkpoint.adapter, points, sample_set=reference, **options)
 
 
+@dataclass
+class Table3:
+    """Mean cosine distance of the image's UC and MI weights before/after swapping the question."""
+
+    uc_distance: float
+    mi_distance: float
+    n_points: int
+    uc_standard_error: float = float("nan")
+    mi_standard_error: float = float("nan")
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        return "\n".join(
+            [
+                "| data set (model) | UC_V | MI_V |",
+                "|---|---:|---:|",
+                "| easy-VQA (CNN x MiniLM, tensor fusion) "
+                f"| {self.uc_distance:.3f} ± {self.uc_standard_error:.3f} "
+                f"| {self.mi_distance:.3f} ± {self.mi_standard_error:.3f} |",
+            ]
+        )
+
+
+def cosine_distance_rows(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``1 - cos(first[b], second[b])`` per row (NaN where a row is all zero)."""
+    norms = np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norms > 0, 1 - (first * second).sum(1) / np.where(norms > 0, norms, 1), np.nan)
+
+
+def table3(
+    adapter: Adapter,
+    before: dict[str, Tensor],
+    after: dict[str, Tensor],
+    *,
+    image: str = "image",
+    sample_set: dict[str, Tensor] | None = None,
+    **options: Any,
+) -> Table3:
+    """Table 3: ``before`` and ``after`` hold the same images (and ``label``) with different questions;
+    DIME of modality ``image`` on the label, with its documented defaults unless ``options`` say more."""
+    explained = [image]
+    first = dime(adapter, before, "label", sample_set=sample_set, modalities=explained, **options)
+    second = dime(adapter, after, "label", sample_set=sample_set, modalities=explained, **options)
+    uc = cosine_distance_rows(first.unimodal[image].weights, second.unimodal[image].weights)
+    mi = cosine_distance_rows(first.interaction[image].weights, second.interaction[image].weights)
+
+    def error(values: np.ndarray) -> float:
+        finite = values[np.isfinite(values)]
+        return float(finite.std(ddof=1) / np.sqrt(len(finite)))
+
+    return Table3(
+        uc_distance=float(np.nanmean(uc)),
+        mi_distance=float(np.nanmean(mi)),
+        n_points=len(uc),
+        uc_standard_error=error(uc),
+        mi_standard_error=error(mi),
+        parameters=dict(first.parameters),
+    )
+
+
+def vqa_table3(n_points: int = 100, *, seed: int = 0, **options: Any) -> Table3:
+    """Table 3 on easy-VQA: ``n_points`` seeded random test questions whose image has another test
+    question; the swap is a seeded random other question of the same image; the sample set is 100 other
+    seeded random test questions. The image is masked per patch (8 x 8 pixels, 64 atoms) with the
+    checkpoint's baseline (the image's mean colour)."""
+    from multiviz.data.easy_vqa import easy_vqa_training
+    from multiviz.demo import cache_root
+    from multiviz.demo_vqa import run_vqa_demo, vqa_demo_config
+    from multiviz.models.text import load_minilm_tokenizer
+    from multiviz.training import load_checkpoint
+
+    config = vqa_demo_config(quick=False)
+    run_vqa_demo(show_progress=False)  # trains the checkpoint once, or reuses the cached one
+    checkpoint = load_checkpoint(cache_root() / str(config.preset))
+    data = easy_vqa_training(
+        load_minilm_tokenizer(), **{k: v for k, v in config.dataset.items() if k != "name"}
+    )
+    test = data.splits["test"]
+    images = test["image_index"].numpy()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    chosen: list[int] = []
+    swapped: list[int] = []
+    for row in order:
+        others = np.flatnonzero((images == images[row]) & (np.arange(len(images)) != row))
+        if len(others):
+            chosen.append(int(row))
+            swapped.append(int(rng.choice(others)))
+        if len(chosen) == n_points:
+            break
+    rest = [int(r) for r in order if int(r) not in set(chosen)][:100]
+    gather = data.gather("test")
+
+    def rows(index: list[int]) -> dict[str, Tensor]:
+        return gather({key: value[index] for key, value in test.items()})
+
+    before = rows(chosen)
+    after = rows(swapped) | {"image": before["image"], "label": before["label"]}
+    reference = {key: value for key, value in rows(rest).items() if key != "label"}
+    result = table3(
+        checkpoint.adapter,
+        before,
+        after,
+        sample_set=reference,
+        seed=seed,
+        **options,
+    )
+    result.parameters |= {"swap": "another test question of the same image", "sample_set": "100 test rows"}
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m multiviz.evaluation.dime_tables", description=__doc__)
-    parser.add_argument("table", choices=["table2"])
+    parser.add_argument("table", choices=["table2", "table3"])
     parser.add_argument("--points", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="the quick preset (4 epochs, 20,000 points)")
     arguments = parser.parse_args(argv)
+    if arguments.table == "table3":
+        swap = vqa_table3(arguments.points)
+        print(swap.markdown())
+        print(f"\n{swap.n_points} points (mean ± standard error); parameters {swap.parameters}")
+        return 0
     result = synthetic_table2(arguments.points, quick=arguments.quick)
     print(result.markdown())
+    print("\nwith the standard error of each mean over the points:\n")
+    print(result.markdown(with_errors=True))
     print(f"\n{result.n_points} points; parameters {result.parameters}")
     print(f"undefined correlations (constant weights): {result.undefined}")
     return 0
