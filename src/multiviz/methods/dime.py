@@ -256,12 +256,9 @@ def dime(
             kernel = lime_kernel(kept, kernel_width)
             for part, target_values in zip(("uc", "mi"), parts, strict=True):
                 y = target_values.numpy()
-                if _is_constant(y):
-                    coef, intercept, r2 = np.zeros(kept.shape[1]), float(y.mean()), None
-                    constant_parts[p.sample] += 1
-                else:
-                    coef, intercept, r2_value = fit_surrogate(kept, y, kernel, alpha)
-                    r2 = r2_value if np.isfinite(r2_value) else None
+                constant = _is_constant(y)
+                coef, intercept, r2 = _fit_part(kept, y, kernel, alpha, constant)
+                constant_parts[p.sample] += int(constant)
                 weights[part][p.sample, : len(coef)] = coef
                 intercepts[part].append(intercept)
                 r2s[part].append(r2)
@@ -296,6 +293,17 @@ def dime(
         parameters=parameters,
         uninformative=uninformative,
     )
+
+
+def _fit_part(
+    kept: np.ndarray, values: np.ndarray, kernel: np.ndarray, alpha: float, constant: bool
+) -> tuple[np.ndarray, float, float | None]:
+    """LIME surrogate of one part -> (weights, intercept, weighted R^2); a ``constant`` target gets
+    weights exactly 0, its value as intercept and R^2 None (DIME's limitation 1: nothing to explain)."""
+    if constant:
+        return np.zeros(kept.shape[1]), float(values.mean()), None
+    coef, intercept, r2 = fit_surrogate(kept, values, kernel, alpha)
+    return coef, intercept, r2 if np.isfinite(r2) else None
 
 
 def _is_constant(values: np.ndarray) -> bool:
