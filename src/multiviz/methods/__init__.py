@@ -7,6 +7,7 @@ from multiviz.methods.kl_occlusion import kl_occlusion
 from multiviz.methods.lime import lime
 from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
+from multiviz.methods.second_order_gradient import second_order_gradient
 
 __all__ = [
     "grad_cam",
@@ -18,5 +19,6 @@ __all__ = [
     "modality_summary",
     "occlusion",
     "saliency",
+    "second_order_gradient",
     "smoothgrad",
 ]
