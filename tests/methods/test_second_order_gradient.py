@@ -35,7 +35,7 @@ def test_bilinear_gradient_map_is_w_and_gradient_x_input_map_is_x1_w_x2():
     # logit units: the map adds up to the bilinear part of f
     np.testing.assert_allclose(products.values.sum((1, 2)), np.einsum("bi,ij,bj->b", x1, w, x2), rtol=1e-10)
     assert products.parameters["first_order"] == "gradient_x_input"
-    assert products.extras["additive"] is False
+    assert products.extras["additive"] is False and products.extras["backward"] == "torch.func.vmap"
     assert products.labels_a[0] == ["x0", "x1", "x2", "x3"] and products.labels_b[0] == ["x0", "x1", "x2"]
     # mixed reductions: x1_i W_ij (logit per unit of x2)
     mixed = second_order_gradient(
@@ -172,6 +172,53 @@ def test_fused_attention_without_double_backward_is_a_capability_error():
     adapter = _bert_adapter("sdpa")
     with pytest.raises(CapabilityError, match=r"attn_implementation='eager'.*SDPBackend.MATH"):
         second_order_gradient(adapter, _text_batch(), 0, modality_a="question", modality_b="vector")
+
+
+class _NoDoubleBackward(torch.autograd.Function):
+    """``x1 * x2`` with a backward that cannot itself be differentiated."""
+
+    @staticmethod
+    def forward(ctx, x1, x2):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(x1, x2)
+        return x1 * x2
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        x1, x2 = ctx.saved_tensors
+        return grad * x2, grad * x1
+
+
+def test_a_function_without_double_backward_is_a_capability_error():
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(1, 1)
+
+        def forward(self, x1, x2):  # type: ignore[no-untyped-def]
+            # the tanh makes the gradient reaching the function depend on the inputs, so PyTorch marks
+            # the function's backward as not differentiable (a linear use would make it look constant)
+            f = torch.tanh(_NoDoubleBackward.apply(x1[:, :3], x2)).sum(1)
+            return torch.stack([f, -f], 1)
+
+    adapter = TorchAdapter(Model(), [Modality("x1", "vector"), Modality("x2", "vector")], head="head")
+    with pytest.raises(CapabilityError, match="needs a double backward"):
+        second_order_gradient(adapter, _vectors(), 0, modality_a="x1", modality_b="x2")
+
+
+def test_without_functorch_the_older_batched_backward_gives_the_same_map(monkeypatch):
+    adapter, batch = bilinear_adapter(), _vectors()
+    expected = second_order_gradient(adapter, batch, 0, modality_a="x1", modality_b="x2")
+
+    def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("vmap: this op has no batching rule")
+
+    monkeypatch.setattr(torch.func, "vmap", refuse)
+    fallback = second_order_gradient(adapter, batch, 0, modality_a="x1", modality_b="x2")
+    assert fallback.extras["backward"] == "is_grads_batched"
+    np.testing.assert_allclose(fallback.values, expected.values, rtol=1e-12)
+    additive = second_order_gradient(additive_adapter(), batch, 0, modality_a="x1", modality_b="x2")
+    assert additive.extras["additive"] is True and not additive.values.any()
 
 
 def test_ragged_batch_equals_one_sample_at_a_time(tiny_adapter, tiny_batch):

@@ -116,7 +116,7 @@ def second_order_gradient(
     rows = chosen_atoms(layout_a, atoms_a, "atoms_a")
     resolved = resolve_target(adapter, batch, target)
     with second_order_context(adapter):
-        values, score, additive = _second_order_map(
+        values, score, additive, backward = _second_order_map(
             adapter,
             batch,
             resolved,
@@ -140,9 +140,8 @@ def second_order_gradient(
             "atoms_a": None if atoms_a is None else list(rows),
             "first_order": first_order,
             "second_order": second_order,
-            "backward": "batched (is_grads_batched)",
         },
-        extras={"score": to_numpy(score).tolist(), "additive": additive},
+        extras={"score": to_numpy(score).tolist(), "additive": additive, "backward": backward},
     )
 
 
@@ -199,9 +198,9 @@ def _second_order_map(
     first_order: str,
     second_order: str,
     show_progress: bool,
-) -> tuple[np.ndarray, Tensor, bool]:
-    """``values [B, len(rows), A2]`` (NaN where a sample lacks an atom), ``f(x) [B]`` and whether the map
-    is zero because ``d f / d x_a`` does not depend on ``x_b``."""
+) -> tuple[np.ndarray, Tensor, bool, str]:
+    """``values [B, len(rows), A2]`` (NaN where a sample lacks an atom), ``f(x) [B]``, whether the map is
+    zero because ``d f / d x_a`` does not depend on ``x_b``, and how the backward rows were batched."""
     name_a, kind_a, layout_a = side_a
     name_b, kind_b, layout_b = side_b
     embedded = adapter.embed(batch)
@@ -216,6 +215,7 @@ def _second_order_map(
         show=show_progress,
     )
     hessian_rows: Tensor | None = None
+    backward = ""
     for stage in stages:
         if stage == "first":  # f, then g1 = d f / d x_a with its graph, reduced to s [B, N]
             with torch.enable_grad():
@@ -223,14 +223,14 @@ def _second_order_map(
                 (g1,) = torch.autograd.grad(score.sum(), x_a, create_graph=True, allow_unused=True)
                 chosen = _first_order_scores(g1, x_a, layout_a, kind_a, first_order)[:, rows]
         else:  # d s_n / d x_b for every chosen atom n in one batched backward
-            hessian_rows = _batched_second_derivative(chosen, x_b)
+            hessian_rows, backward = _batched_second_derivative(chosen, x_b)
     if hessian_rows is None:
         values = torch.zeros(size, len(rows), layout_b.max_atoms, dtype=torch.float64)
     else:
         values = _second_order_reduce(hessian_rows, x_b.detach(), layout_b, kind_b, second_order)
     values = values.to("cpu")
     values = _pad_missing(values, layout_a, layout_b, rows)
-    return values.numpy(), score.detach(), hessian_rows is None
+    return values.numpy(), score.detach(), hessian_rows is None, backward
 
 
 def _first_order_scores(
@@ -247,29 +247,75 @@ def _first_order_scores(
     return torch.where(layout.valid_atoms().to(sums.device), sums, torch.zeros_like(sums))
 
 
-def _batched_second_derivative(scores: Tensor, x_b: Tensor) -> Tensor | None:
-    """``d scores[:, n] / d x_b`` for every column ``n`` at once -> ``[N, *x_b.shape]``; None when
-    ``scores`` does not depend on ``x_b`` (an additive model)."""
+def _batched_second_derivative(scores: Tensor, x_b: Tensor) -> tuple[Tensor | None, str]:
+    """``d scores[:, n] / d x_b`` for every column ``n`` at once -> ``[N, *x_b.shape]`` (None when
+    ``scores`` does not depend on ``x_b``: an additive model), and how the rows were batched.
+
+    One backward, vmapped over the one-hot rows by ``torch.func.vmap`` (functorch's batching rules cover
+    the backward ops of transformers and CNNs); where functorch refuses, by ``is_grads_batched=True``
+    (PyTorch's older vmap, which loops over the rows for ops without a batching rule).
+    """
     if not scores.requires_grad:
-        return None
+        return None, "none needed"
     count = scores.shape[1]
     one_hot = torch.eye(count, dtype=scores.dtype, device=scores.device)[:, None, :].expand(
         count, scores.shape[0], count
     )
+    unused = False
+
+    def backward(rows: Tensor) -> Tensor:
+        nonlocal unused
+        (second,) = torch.autograd.grad(scores, x_b, rows, retain_graph=True, allow_unused=True)
+        if second is None:
+            unused = True
+            return torch.zeros_like(x_b)
+        return second
+
     try:
-        (second,) = torch.autograd.grad(
-            scores, x_b, grad_outputs=one_hot, is_grads_batched=True, allow_unused=True
-        )
+        batched = torch.func.vmap(backward)(one_hot)
+        how = "torch.func.vmap"
     except RuntimeError as error:
-        raise _double_backward_error(error) from error
-    return second
+        if _lacks_double_backward(error):
+            raise _double_backward_error(error) from error
+        try:
+            (legacy,) = torch.autograd.grad(
+                scores, x_b, grad_outputs=one_hot, is_grads_batched=True, allow_unused=True
+            )
+        except RuntimeError as fallback_error:
+            if _lacks_double_backward(fallback_error):
+                raise _double_backward_error(fallback_error) from fallback_error
+            raise
+        unused, batched, how = legacy is None, legacy, "is_grads_batched"
+    if unused and _has_error_node(scores):
+        cause = RuntimeError("a backward that cannot be differentiated, e.g. @once_differentiable")
+        raise _double_backward_error(cause)
+    return (None if unused else batched), how
 
 
-def _double_backward_error(error: RuntimeError) -> Exception:
-    """A :class:`CapabilityError` telling how to get a double backward, or the error itself."""
+def _has_error_node(tensor: Tensor) -> bool:
+    """Whether the graph of ``tensor`` holds a node that raises when differentiated (PyTorch's
+    ``DelayedError`` after ``@once_differentiable``, or a not-implemented derivative): PyTorch then
+    reports the input as unused, which would look like an additive model."""
+    stack, seen = [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        name = node.name()
+        if name.endswith("::Error") or name.endswith("::DelayedError") or "NotImplemented" in name:
+            return True
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
+def _lacks_double_backward(error: RuntimeError) -> bool:
+    return any(phrase in str(error) for phrase in _NO_DOUBLE_BACKWARD)
+
+
+def _double_backward_error(error: RuntimeError) -> CapabilityError:
+    """A :class:`CapabilityError` telling how to get a double backward through the model."""
     message = str(error)
-    if not any(phrase in message for phrase in _NO_DOUBLE_BACKWARD):
-        return error
     return CapabilityError(
         "second_order_gradient needs a double backward through the model, and a part of it has none "
         f"({message.splitlines()[0]}). Fused attention kernels (PyTorch SDPA, flash attention) have no "
