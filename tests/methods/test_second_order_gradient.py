@@ -174,6 +174,28 @@ def test_fused_attention_without_double_backward_is_a_capability_error():
         second_order_gradient(adapter, _text_batch(), 0, modality_a="question", modality_b="vector")
 
 
+def test_zoo_minilm_encoders_switch_to_eager_attention_for_the_call(minilm_tokenizer):
+    from multiviz.models import TensorFusion, embedding_modules
+
+    torch.manual_seed(0)
+    encoders = {
+        "image": {"type": "image_cnn", "channels": [4], "pool": 2, "out_dim": 3},
+        "question": {"type": "minilm", "out_dim": 8},  # SDPA attention by default
+    }
+    model = TensorFusion(encoders, num_classes=5, hidden=[6], fusion_dim=6).eval()
+    modalities = [
+        Modality("image", "image", channels=3),
+        Modality("question", "text", atoms=TextTokens.from_tokenizer(minilm_tokenizer)),
+    ]
+    adapter = TorchAdapter(model, modalities, embeddings=embedding_modules(model))
+    ids = minilm_tokenizer(["what color is the shape?"], return_tensors="pt")["input_ids"]
+    batch = {"image": torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)), "question": ids}
+    result = second_order_gradient(adapter, batch, 0, modality_a="question", modality_b="image")
+    assert result.labels_a[0] == ["what", "color", "is", "the", "shape", "?"]
+    assert np.abs(result.values).max() > 0  # the tensor product makes words and pixels interact
+    assert model.encoders["question"].attention == "sdpa"  # switched back after the call
+
+
 class _NoDoubleBackward(torch.autograd.Function):
     """``x1 * x2`` with a backward that cannot itself be differentiated."""
 

@@ -24,8 +24,9 @@ sum of the gradient over a token's embedding is therefore exactly zero, and so i
 ``"gradient"`` for continuous inputs where the raw derivative is wanted (pixels, sensor values).
 
 All atoms ``i`` at once: one gradient ``g1 = d f / d x_a`` with ``create_graph=True``, the per-atom scores
-``s [B, A1]``, then one ``torch.autograd.grad(s, x_b, grad_outputs=one-hot stack, is_grads_batched=True)``
-(vmap over the one-hot rows) instead of one backward per atom. Text is differentiated through its token
+``s [B, A1]``, then one backward of ``s`` to ``x_b`` vmapped over the one-hot rows (``torch.func.vmap`` over
+``torch.autograd.grad``; ``is_grads_batched=True`` where functorch refuses) instead of one backward per
+atom. ``extras["backward"]`` says which ran. Text is differentiated through its token
 embeddings (``adapter.embed`` / ``adapter.logits_from_embeddings``); ``("feature", j)`` targets explain a
 hidden feature (MultiViz stage R, local analysis). The model runs inside
 :func:`~multiviz.adapters.second_order.second_order_context` (eager attention for HuggingFace adapters):
