@@ -54,6 +54,10 @@ def test_chosen_atoms_give_those_rows():
     some = second_order_gradient(adapter, batch, 0, modality_a="x1", modality_b="x2", atoms_a=[3, 1])
     np.testing.assert_allclose(some.values, full.values[:, [3, 1]], rtol=1e-12)
     assert some.labels_a[0] == ["x3", "x1"] and some.parameters["atoms_a"] == [3, 1]
+    # fewer rows per vmapped backward (less memory): the same numbers
+    chunked = second_order_gradient(adapter, batch, 0, modality_a="x1", modality_b="x2", atoms_per_backward=3)
+    np.testing.assert_allclose(chunked.values, full.values, rtol=1e-12)
+    assert chunked.parameters["atoms_per_backward"] == 3
 
 
 def test_atoms_of_several_elements_sum_their_blocks():
@@ -236,9 +240,12 @@ def test_without_functorch_the_older_batched_backward_gives_the_same_map(monkeyp
         raise RuntimeError("vmap: this op has no batching rule")
 
     monkeypatch.setattr(torch.func, "vmap", refuse)
-    fallback = second_order_gradient(adapter, batch, 0, modality_a="x1", modality_b="x2")
-    assert fallback.extras["backward"] == "is_grads_batched"
-    np.testing.assert_allclose(fallback.values, expected.values, rtol=1e-12)
+    for rows in (None, 3):
+        fallback = second_order_gradient(
+            adapter, batch, 0, modality_a="x1", modality_b="x2", atoms_per_backward=rows
+        )
+        assert fallback.extras["backward"] == "is_grads_batched"
+        np.testing.assert_allclose(fallback.values, expected.values, rtol=1e-12)
     additive = second_order_gradient(additive_adapter(), batch, 0, modality_a="x1", modality_b="x2")
     assert additive.extras["additive"] is True and not additive.values.any()
 
@@ -278,6 +285,8 @@ def test_bad_inputs_name_the_argument(tiny_adapter, tiny_batch):
         call(first_order="hessian")
     with pytest.raises(InputError, match=r"argument 'second_order': expected one of"):
         call(second_order="l2")
+    with pytest.raises(InputError, match=r"argument 'atoms_per_backward': expected an integer >= 1"):
+        call(atoms_per_backward=0)
     empty = dict(tiny_batch, question=torch.tensor([[2, 3, 0], [2, 3, 0], [2, 0, 0]]))
     with pytest.raises(InputError, match=r"modality 'question'.*no tokens besides special tokens"):
         second_order_gradient(tiny_adapter, empty, 0, modality_a="question", modality_b="image")

@@ -53,6 +53,7 @@ from multiviz.methods._common import (
     target_scores,
     to_numpy,
 )
+from multiviz.methods._perturbation import check_positive
 from multiviz.modality import ModalityKind
 from multiviz.progress import track
 from multiviz.registry import register_method
@@ -77,6 +78,7 @@ def second_order_gradient(
     atoms_a: Sequence[int] | None = None,
     first_order: str = "gradient_x_input",
     second_order: str = "gradient_x_input",
+    atoms_per_backward: int | None = None,
     show_progress: bool = False,
 ) -> InteractionMap:
     """Second-order gradient map between the atoms of two modalities (MultiViz section 2.2, appendix A.2).
@@ -92,6 +94,9 @@ def second_order_gradient(
         first_order: how ``d f / d x_a`` is reduced over atom ``i``: ``"gradient_x_input"`` (sum of
             gradient times input) or ``"gradient"`` (sum of the gradient).
         second_order: how ``d s_i / d x_b`` is reduced over atom ``j``, with the same two choices.
+        atoms_per_backward: rows of ``modality_a`` differentiated together in one vmapped backward
+            (``None`` = all chosen atoms at once, the fastest); smaller needs less memory (the backward
+            holds this many copies of the model's gradients). Same numbers either way.
         show_progress: a transient progress bar of the two backward passes on stderr.
 
     Returns:
@@ -110,6 +115,8 @@ def second_order_gradient(
     require(adapter, Capability.GRADIENTS, "second_order_gradient")
     _check_reduction(first_order, "first_order")
     _check_reduction(second_order, "second_order")
+    if atoms_per_backward is not None:
+        check_positive(atoms_per_backward, "atoms_per_backward")
     batch = adapter.validate(batch)
     spec_a, spec_b = check_modality_pair(adapter, modality_a, modality_b)
     layout_a = nonempty_layout(adapter, batch, modality_a)
@@ -126,6 +133,7 @@ def second_order_gradient(
             rows,
             first_order,
             second_order,
+            atoms_per_backward,
             show_progress,
         )
     return InteractionMap(
@@ -141,6 +149,7 @@ def second_order_gradient(
             "atoms_a": None if atoms_a is None else list(rows),
             "first_order": first_order,
             "second_order": second_order,
+            "atoms_per_backward": atoms_per_backward,
         },
         extras={"score": to_numpy(score).tolist(), "additive": additive, "backward": backward},
     )
@@ -198,6 +207,7 @@ def _second_order_map(
     rows: list[int],
     first_order: str,
     second_order: str,
+    atoms_per_backward: int | None,
     show_progress: bool,
 ) -> tuple[np.ndarray, Tensor, bool, str]:
     """``values [B, len(rows), A2]`` (NaN where a sample lacks an atom), ``f(x) [B]``, whether the map is
@@ -224,7 +234,7 @@ def _second_order_map(
                 (g1,) = torch.autograd.grad(score.sum(), x_a, create_graph=True, allow_unused=True)
                 chosen = _first_order_scores(g1, x_a, layout_a, kind_a, first_order)[:, rows]
         else:  # d s_n / d x_b for every chosen atom n in one batched backward
-            hessian_rows, backward = _batched_second_derivative(chosen, x_b)
+            hessian_rows, backward = _batched_second_derivative(chosen, x_b, atoms_per_backward)
     if hessian_rows is None:
         values = torch.zeros(size, len(rows), layout_b.max_atoms, dtype=torch.float64)
     else:
@@ -248,7 +258,9 @@ def _first_order_scores(
     return torch.where(layout.valid_atoms().to(sums.device), sums, torch.zeros_like(sums))
 
 
-def _batched_second_derivative(scores: Tensor, x_b: Tensor) -> tuple[Tensor | None, str]:
+def _batched_second_derivative(
+    scores: Tensor, x_b: Tensor, rows_per_backward: int | None
+) -> tuple[Tensor | None, str]:
     """``d scores[:, n] / d x_b`` for every column ``n`` at once -> ``[N, *x_b.shape]`` (None when
     ``scores`` does not depend on ``x_b``: an additive model), and how the rows were batched.
 
@@ -273,15 +285,19 @@ def _batched_second_derivative(scores: Tensor, x_b: Tensor) -> tuple[Tensor | No
         return second
 
     try:
-        batched = torch.func.vmap(backward)(one_hot)
+        batched = torch.func.vmap(backward, chunk_size=rows_per_backward)(one_hot)
         how = "torch.func.vmap"
     except RuntimeError as error:
         if _lacks_double_backward(error):
             raise _double_backward_error(error) from error
         try:
-            (legacy,) = torch.autograd.grad(
-                scores, x_b, grad_outputs=one_hot, is_grads_batched=True, allow_unused=True
-            )
+            parts = [
+                torch.autograd.grad(
+                    scores, x_b, part, retain_graph=True, is_grads_batched=True, allow_unused=True
+                )[0]
+                for part in one_hot.split(rows_per_backward or count)
+            ]
+            legacy = None if parts[0] is None else torch.cat(parts)
         except RuntimeError as fallback_error:
             if _lacks_double_backward(fallback_error):
                 raise _double_backward_error(fallback_error) from fallback_error
