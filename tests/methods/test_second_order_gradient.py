@@ -266,6 +266,9 @@ def test_ragged_batch_equals_one_sample_at_a_time(tiny_adapter, tiny_batch):
         count = len(alone.labels_a[0])
         np.testing.assert_allclose(together.values[sample, :count], alone.values[0], rtol=1e-10, atol=1e-14)
         assert np.isnan(together.values[sample, count:]).all()
+    # mixed partials are symmetric: the map from the image to the words is the transpose
+    back = second_order_gradient(tiny_adapter, batch, 2, modality_a="image", modality_b="question")
+    np.testing.assert_allclose(back.values, together.values.transpose(0, 2, 1), rtol=1e-8, atol=1e-14)
 
 
 def test_bad_inputs_name_the_argument(tiny_adapter, tiny_batch):
