@@ -337,9 +337,9 @@ def _double_backward_error(error: RuntimeError) -> CapabilityError:
         "second_order_gradient needs a double backward through the model, and a part of it has none "
         f"({message.splitlines()[0]}). Fused attention kernels (PyTorch SDPA, flash attention) have no "
         "double backward: load the model with attn_implementation='eager', or run the call inside "
-        "torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH). HuggingFace adapters switch "
-        "to eager attention by themselves; for MiniLM text encoders of the model zoo use "
-        "multiviz.models.text.attention_implementation(model, 'eager')."
+        "torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH). HuggingFace adapters and the "
+        "model zoo's MiniLM encoders switch to eager attention by themselves; a transformers model inside "
+        "your own nn.Module needs attn_implementation='eager' when it is loaded."
     )
 
 
