@@ -1,5 +1,6 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
+from multiviz.methods.cross_modal_perturbation import cross_modal_perturbation
 from multiviz.methods.grad_cam import grad_cam
 from multiviz.methods.gradients import gradient_x_input, integrated_gradients, saliency, smoothgrad
 from multiviz.methods.kernel_shap import kernel_shap
@@ -7,8 +8,10 @@ from multiviz.methods.kl_occlusion import kl_occlusion
 from multiviz.methods.lime import lime
 from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
+from multiviz.methods.second_order_gradient import second_order_gradient
 
 __all__ = [
+    "cross_modal_perturbation",
     "grad_cam",
     "gradient_x_input",
     "integrated_gradients",
@@ -18,5 +21,6 @@ __all__ = [
     "modality_summary",
     "occlusion",
     "saliency",
+    "second_order_gradient",
     "smoothgrad",
 ]
