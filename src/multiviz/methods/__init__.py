@@ -8,6 +8,7 @@ from multiviz.methods.lime import lime
 from multiviz.methods.masking_rounds import masking_rounds
 from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
+from multiviz.methods.shapley_interaction import shapley_interaction
 
 __all__ = [
     "grad_cam",
@@ -20,5 +21,6 @@ __all__ = [
     "modality_summary",
     "occlusion",
     "saliency",
+    "shapley_interaction",
     "smoothgrad",
 ]
