@@ -197,3 +197,17 @@ def test_bad_inputs_name_the_argument(tiny_adapter, tiny_batch):
     )
     with pytest.raises(CapabilityError, match="'shapley_interaction'"):
         masking_rounds(black_box, vectors())
+
+
+def test_text_gradient_norms_cover_the_words_only(tiny_adapter, tiny_batch):
+    result = masking_rounds(tiny_adapter, tiny_batch, 1, text="question", image="image")
+    embedded = {k: v.detach().clone().requires_grad_(True) for k, v in tiny_adapter.embed(tiny_batch).items()}
+    score = tiny_adapter.logits_from_embeddings(embedded, tiny_batch)[:, 1].sum()
+    text_grad, image_grad = torch.autograd.grad(score, [embedded["question"], embedded["image"]])
+    ids = tiny_batch["question"]
+    words = ((ids != 0) & (ids != 2) & (ids != 3)).unsqueeze(-1)  # not [PAD], [CLS], [SEP]
+    expected_text = (text_grad.double() * words).flatten(1).norm(dim=1).numpy()
+    np.testing.assert_allclose(result.gradient_norms[:, 0, 0], expected_text, rtol=1e-5)
+    np.testing.assert_allclose(
+        result.gradient_norms[:, 0, 1], image_grad.double().flatten(1).norm(dim=1), rtol=1e-5
+    )
