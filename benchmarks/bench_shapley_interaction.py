@@ -12,10 +12,15 @@ largest absolute difference of the cross-modal pair values is reported):
 
 The model is easy-VQA-shaped with random weights (``benchmarks.models.ImageQuestionModel``: a 3-layer CNN
 with batch norm over a 64x64 image, times a bag of 10 question words, 13 answers); the players are the 16
-image patches (16x16 pixels) and the 10 words, 26 players. ``approximator only`` is the time shapiq
+image patches (16x16 pixels) and the 10 words, 26 players (``--quick``: 4 patches of 32x32, 14
+players). ``approximator only`` is the time shapiq
 spends outside the game (sampling and the regression), measured with a game that returns zeros;
 ``forward of the rows at batch 256`` scores ``budget`` masked rows built beforehand, 256 per forward
-pass: the lower bound of any implementation at that batch size on this machine.
+pass: the lower bound of any implementation at that batch size on this machine. Each case sets the torch
+thread count for both ways: on 2 shared CPU cores a batch-1 forward with 2 threads spends most of its time
+synchronising threads (about 200 ms a row here under load, against 4 ms with 1 thread), which would make
+batching look far better than it is; with 1 thread the batched forward is hardly cheaper per row than
+batch 1 for this CNN, so the CPU ratio is small. On a GPU it is the per-call overhead that batching saves.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ DESCRIPTION = (
     "masking game (256 rows per forward) vs shapiq calling a batch-1 game."
 )
 SEED = 0
+WORDS = 10
 
 
-def _setup() -> tuple[mv.TorchAdapter, dict[str, Tensor], int]:
+def _setup(patch: int) -> tuple[mv.TorchAdapter, dict[str, Tensor], int]:
     torch.manual_seed(SEED)
     modalities = [
-        mv.Modality("image", "image", atoms=mv.ImagePatches(16), channels=3),
+        mv.Modality("image", "image", atoms=mv.ImagePatches(patch), channels=3),
         mv.Modality("question", "text", atoms=mv.TextTokens([101, 102], pad_token_id=0, mask_token_id=103)),
     ]
     adapter = mv.TorchAdapter(ImageQuestionModel(), modalities, embeddings={"question": "embedding"})
@@ -64,7 +70,7 @@ def _ours(adapter: mv.TorchAdapter, batch: dict[str, Tensor], target: int, budge
 
 
 def _batch_one_game(
-    adapter: mv.TorchAdapter, batch: dict[str, Tensor], target: int
+    adapter: mv.TorchAdapter, batch: dict[str, Tensor], target: int, patches: int
 ) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
     """A game that masks and scores one coalition per forward pass; returns it and v(empty)."""
     image_layout = adapter.atoms(batch, "image")
@@ -72,12 +78,12 @@ def _batch_one_game(
 
     def raw(kept: np.ndarray) -> float:
         removed = torch.from_numpy(~kept)[None, :]
-        masked = adapter.mask(batch, "image", removed[:, :16], image_layout)
-        masked = adapter.mask(masked, "question", removed[:, 16:], text_layout)
+        masked = adapter.mask(batch, "image", removed[:, :patches], image_layout)
+        masked = adapter.mask(masked, "question", removed[:, patches:], text_layout)
         with torch.no_grad():
             return float(adapter.logits(masked)[0, target])
 
-    empty = raw(np.zeros(26, dtype=bool))
+    empty = raw(np.zeros(patches + WORDS, dtype=bool))
 
     def game(coalitions: np.ndarray) -> np.ndarray:
         kept = np.atleast_2d(coalitions).astype(bool)
@@ -86,27 +92,31 @@ def _batch_one_game(
     return game, empty
 
 
-def _reference(adapter: mv.TorchAdapter, batch: dict[str, Tensor], target: int, budget: int) -> np.ndarray:
+def _reference(
+    adapter: mv.TorchAdapter, batch: dict[str, Tensor], target: int, budget: int, patches: int
+) -> np.ndarray:
     import shapiq
 
-    game, _ = _batch_one_game(adapter, batch, target)
-    estimator = shapiq.KernelSHAPIQ(n=26, max_order=2, index="k-SII", random_state=SEED)
+    game, _ = _batch_one_game(adapter, batch, target, patches)
+    estimator = shapiq.KernelSHAPIQ(n=patches + WORDS, max_order=2, index="k-SII", random_state=SEED)
     values = estimator.approximate(budget=budget, game=game)
-    pairs = np.zeros((16, 10))
-    for i in range(16):
-        for j in range(10):
-            pairs[i, j] = values[(i, 16 + j)]
+    pairs = np.zeros((patches, WORDS))
+    for i in range(patches):
+        for j in range(WORDS):
+            pairs[i, j] = values[(i, patches + j)]
     return pairs
 
 
-def _forward_only(adapter: mv.TorchAdapter, batch: dict[str, Tensor], budget: int) -> float:
+def _forward_only(adapter: mv.TorchAdapter, batch: dict[str, Tensor], budget: int, patches: int) -> float:
     """Seconds to score ``budget`` masked rows, built beforehand, 256 per forward: the bound for ours."""
-    kept = np.random.default_rng(SEED).integers(0, 2, size=(budget, 26)).astype(bool)
+    kept = np.random.default_rng(SEED).integers(0, 2, size=(budget, patches + WORDS)).astype(bool)
     rows = torch.zeros(budget, dtype=torch.long)
     repeated = {key: value[rows] for key, value in batch.items()}
     removed = torch.from_numpy(~kept)
-    masked = adapter.mask(repeated, "image", removed[:, :16], adapter.atoms(batch, "image").take(rows))
-    masked = adapter.mask(masked, "question", removed[:, 16:], adapter.atoms(batch, "question").take(rows))
+    masked = adapter.mask(repeated, "image", removed[:, :patches], adapter.atoms(batch, "image").take(rows))
+    masked = adapter.mask(
+        masked, "question", removed[:, patches:], adapter.atoms(batch, "question").take(rows)
+    )
 
     def forward() -> None:
         with torch.no_grad():
@@ -116,38 +126,60 @@ def _forward_only(adapter: mv.TorchAdapter, batch: dict[str, Tensor], budget: in
     return measure(forward, repeats=1 if budget <= 512 else 2).median_s
 
 
-def _approximator_only(budget: int) -> None:
+def _approximator_only(budget: int, players: int) -> None:
     import shapiq
 
-    estimator = shapiq.KernelSHAPIQ(n=26, max_order=2, index="k-SII", random_state=SEED)
+    estimator = shapiq.KernelSHAPIQ(n=players, max_order=2, index="k-SII", random_state=SEED)
     estimator.approximate(budget=budget, game=lambda c: np.zeros(len(np.atleast_2d(c))))
+
+
+def _store(
+    outputs: dict[str, np.ndarray], key: str, function: Callable[..., np.ndarray], *args: object
+) -> None:
+    """``outputs[key] = function(*args)``: keeps the last timed call's values for the comparison."""
+    outputs[key] = function(*args)
 
 
 @benchmark(NAME, DESCRIPTION)
 def run(quick: bool) -> BenchmarkResult:
-    adapter, batch, target = _setup()
+    import shapiq  # noqa: F401  (imported here so that its 3 s import is in neither timing)
+
     cases = []
-    for budget in (512,) if quick else (512, 2048):
-        repeats, warmup = (1, 0) if quick else (2, 1)
-        ours = measure(partial(_ours, adapter, batch, target, budget), repeats=repeats, warmup=warmup)
+    # (patch size, budget): 16 patches + 10 words need a budget of at least 352; 4 + 10 at least 106
+    # (torch threads, patch size, budget); a batch-1 forward with 2 threads on 2 busy cores is pathological
+    settings = [(1, 32, 128)] if quick else [(1, 16, 512), (1, 16, 2048), (2, 16, 512)]
+    threads_before = torch.get_num_threads()
+    for threads, patch, budget in settings:
+        torch.set_num_threads(threads)
+        adapter, batch, target = _setup(patch)
+        patches = (64 // patch) ** 2
+        repeats, warmup = (1, 0) if quick or threads > 1 else (2, 1)
+        outputs: dict[str, np.ndarray] = {}
+
+        ours = measure(
+            partial(_store, outputs, "ours", _ours, adapter, batch, target, budget),
+            repeats=repeats,
+            warmup=warmup,
+        )
         reference = measure(
-            partial(_reference, adapter, batch, target, budget), repeats=repeats, warmup=warmup
+            partial(_store, outputs, "reference", _reference, adapter, batch, target, budget, patches),
+            repeats=repeats,
+            warmup=warmup,
         )
-        shapiq_only = measure(partial(_approximator_only, budget), repeats=repeats)
-        difference = float(
-            np.abs(_ours(adapter, batch, target, budget) - _reference(adapter, batch, target, budget)).max()
-        )
+        shapiq_only = measure(partial(_approximator_only, budget, patches + WORDS), repeats=repeats)
+        difference = float(np.abs(outputs["ours"] - outputs["reference"]).max())
         cases.append(
             Case(
-                f"26 players, budget {budget}",
+                f"{patches + WORDS} players, budget {budget}, {threads} torch thread(s)",
                 ours_s=ours.median_s,
                 reference_s=reference.median_s,
                 reference="shapiq over a batch-1 game",
                 extra={
                     "max abs diff of pair values": difference,
                     "approximator only (s)": shapiq_only.median_s,
-                    "forward of the rows at batch 256 (s)": _forward_only(adapter, batch, budget),
+                    "forward of the rows at batch 256 (s)": _forward_only(adapter, batch, budget, patches),
                 },
             )
         )
+    torch.set_num_threads(threads_before)
     return BenchmarkResult(name=NAME, description=DESCRIPTION, cases=cases)
