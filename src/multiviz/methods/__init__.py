@@ -6,9 +6,11 @@ from multiviz.methods.gradients import gradient_x_input, integrated_gradients, s
 from multiviz.methods.kernel_shap import kernel_shap
 from multiviz.methods.kl_occlusion import kl_occlusion
 from multiviz.methods.lime import lime
+from multiviz.methods.masking_rounds import masking_rounds
 from multiviz.methods.modality_summary import modality_summary
 from multiviz.methods.occlusion import occlusion
 from multiviz.methods.second_order_gradient import second_order_gradient
+from multiviz.methods.shapley_interaction import shapley_interaction
 
 __all__ = [
     "cross_modal_perturbation",
@@ -18,9 +20,11 @@ __all__ = [
     "kernel_shap",
     "kl_occlusion",
     "lime",
+    "masking_rounds",
     "modality_summary",
     "occlusion",
     "saliency",
     "second_order_gradient",
+    "shapley_interaction",
     "smoothgrad",
 ]
