@@ -43,3 +43,30 @@ def test_stage_u_methods_take_feature_targets_too():
     drop = occlusion(adapter, batch, ("feature", 1), modalities=["x1"])["x1"]
     expected = batch["x1"] * (batch["x2"] @ model.w.T + model.a)
     np.testing.assert_allclose(drop.weights, expected.detach().numpy(), rtol=1e-10)
+
+
+def test_global_analysis_explains_the_extreme_rows_with_a_stage_c_map(tmp_path):
+    """R_g with a C method: the top/bottom rows of penultimate feature 0 (= x1^T V x2) come with their
+    second-order maps of that feature, which are V for every row (V from the model, not the code)."""
+    from multiviz.representations import extract_features, global_analysis
+    from multiviz.representations.analysis import FeatureExtremes
+
+    adapter = bilinear_adapter()
+    generator = torch.Generator().manual_seed(3)
+    data = {
+        "x1": torch.randn(30, 4, generator=generator, dtype=torch.float64),
+        "x2": torch.randn(30, 3, generator=generator, dtype=torch.float64),
+    }
+    store = extract_features(adapter, data, tmp_path / "features", batch_size=8)
+    raw = {"first_order": "gradient", "second_order": "gradient"}
+    extremes = global_analysis(
+        adapter, data, store, 0, k=3, method="second_order_gradient", modality_a="x1", modality_b="x2", **raw
+    )
+    v = adapter.model.v.detach().numpy()
+    x1, x2 = data["x1"].numpy(), data["x2"].numpy()
+    activation = np.einsum("ni,ij,nj->n", x1, v, x2)
+    np.testing.assert_array_equal(extremes.top_rows, np.argsort(-activation)[:3])
+    for explanations in (extremes.top_explanations, extremes.bottom_explanations):
+        values = explanations["result"].values
+        np.testing.assert_allclose(values, np.broadcast_to(v, values.shape), rtol=1e-5)
+    assert FeatureExtremes.from_json(extremes.to_json()) == extremes
