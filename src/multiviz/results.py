@@ -33,6 +33,8 @@ RESULT_TYPES: dict[str, type[_Serialisable]] = {}
 # Result classes defined outside this module; imported by result_from_dict so it knows them all.
 _RESULT_MODULES = (
     "multiviz.methods.emap",
+    "multiviz.methods.masking_rounds",
+    "multiviz.methods.shapley_interaction",
     "multiviz.prediction.result",
     "multiviz.representations.analysis",
     "multiviz.representations.error_analysis",
@@ -154,6 +156,8 @@ class InteractionMap(_Serialisable):
     ``values[b, i, j]`` is the interaction of atom ``i`` of ``modality_a`` with atom ``j`` of
     ``modality_b`` for sample ``b`` (e.g. a second-order derivative, or the second-order difference
     f(x) - f(x without i) - f(x without j) + f(x without i and j)). NaN pads ragged samples.
+    ``parameters`` holds the method's hyperparameters; ``extras`` method-specific numbers per sample
+    (e.g. ``f(x)``, or a surrogate's fit).
     """
 
     result_type: ClassVar[str] = "interaction_map"
@@ -166,6 +170,7 @@ class InteractionMap(_Serialisable):
     target: Any
     target_index: list[int]
     parameters: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float64)
@@ -184,6 +189,7 @@ class InteractionMap(_Serialisable):
             "target": self.target,
             "target_index": list(self.target_index),
             "parameters": self.parameters,
+            "extras": self.extras,
         }
 
     @classmethod
@@ -198,6 +204,7 @@ class InteractionMap(_Serialisable):
             target=data["target"],
             target_index=list(data["target_index"]),
             parameters=dict(data.get("parameters", {})),
+            extras=dict(data.get("extras", {})),
         )
 
 
