@@ -32,6 +32,7 @@ RESULT_TYPES: dict[str, type[_Serialisable]] = {}
 
 # Result classes defined outside this module; imported by result_from_dict so it knows them all.
 _RESULT_MODULES = (
+    "multiviz.methods.emap",
     "multiviz.methods.masking_rounds",
     "multiviz.methods.shapley_interaction",
     "multiviz.prediction.result",

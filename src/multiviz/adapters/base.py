@@ -30,6 +30,9 @@ class Capability(StrEnum):
     MASK = "mask"
     GRADIENTS = "gradients"
     FEATURES = "features"
+    #: the model factors as ``head(fuse(encoder_1(x_1), ..., encoder_K(x_K)))``: each modality can be
+    #: encoded once and the fusion head evaluated on pairs (``encode_modality``, ``logits_from_encodings``)
+    ENCODE = "encode"
 
 
 @runtime_checkable

@@ -20,9 +20,17 @@ class ModalityAdapterBase:
     Args:
         modalities: the model's modalities, in forward order.
         extra_keys: batch keys that are not modalities but are passed on (e.g. ``attention_mask``).
+        extra_key_modalities: extra key -> the modality it belongs to (e.g. ``{"attention_mask": "text"}``).
+            Methods that pair one sample's modality with another sample's (EMAP, DIME) carry such a key
+            with its modality; a key not listed here cannot be paired and makes those methods raise.
     """
 
-    def __init__(self, modalities: Sequence[Modality], extra_keys: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[Modality],
+        extra_keys: Iterable[str] = (),
+        extra_key_modalities: Mapping[str, str] | None = None,
+    ) -> None:
         modalities = tuple(modalities)
         if not modalities:
             raise InputError("expected at least one Modality", argument="modalities")
@@ -35,6 +43,19 @@ class ModalityAdapterBase:
             )
         self._modalities = modalities
         self.extra_keys = frozenset(extra_keys)
+        self.extra_key_modalities: dict[str, str] = {}
+        self.set_extra_key_modalities(extra_key_modalities or {})
+
+    def set_extra_key_modalities(self, owners: Mapping[str, str]) -> None:
+        """Declare which modality each extra key belongs to (checked: known keys, known modalities)."""
+        for key, name in owners.items():
+            if key not in self.extra_keys:
+                raise InputError(
+                    f"{key!r} is not an extra input of this model; it has {sorted(self.extra_keys)}",
+                    argument="extra_key_modalities",
+                )
+            modality_by_name(self._modalities, name, argument="extra_key_modalities")
+        self.extra_key_modalities = dict(owners)
 
     @property
     def modalities(self) -> tuple[Modality, ...]:

@@ -26,6 +26,7 @@ class FunctionAdapter(ModalityAdapterBase):
         modalities: its input modalities.
         num_classes: the number of logits it returns.
         extra_keys: non-modality batch keys it reads.
+        extra_key_modalities: extra key -> the modality it belongs to (see :class:`ModalityAdapterBase`).
     """
 
     def __init__(
@@ -34,8 +35,9 @@ class FunctionAdapter(ModalityAdapterBase):
         modalities: Sequence[Modality],
         num_classes: int,
         extra_keys: Iterable[str] = (),
+        extra_key_modalities: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(modalities, extra_keys)
+        super().__init__(modalities, extra_keys, extra_key_modalities)
         if num_classes < 1:
             raise InputError(f"expected num_classes >= 1, got {num_classes}", argument="num_classes")
         self.function = function

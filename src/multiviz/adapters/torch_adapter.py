@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from multiviz.adapters.base import Batch, Capability
 from multiviz.adapters.common import ModalityAdapterBase
-from multiviz.errors import InputError
+from multiviz.errors import CapabilityError, InputError
 from multiviz.modality import Modality
 
 
@@ -38,6 +38,8 @@ class TorchAdapter(ModalityAdapterBase):
         head: dotted name of the classification head; its *input* is the penultimate representation.
             Default: the last ``nn.Linear`` in ``model.named_modules()`` order.
         extra_arguments: batch key -> forward keyword, passed unchanged (e.g. an attention mask).
+        extra_key_modalities: extra batch key -> the modality it belongs to (``{"attention_mask": "text"}``),
+            so that methods pairing modalities of different samples (EMAP, DIME) carry it along.
         output: optional function from the forward's return value to logits.
 
     The model is put in evaluation mode (``model.eval()``): explanations must not depend on dropout draws
@@ -54,9 +56,12 @@ class TorchAdapter(ModalityAdapterBase):
         head: str | None = None,
         extra_arguments: Mapping[str, str] | None = None,
         output: Callable[[Any], Tensor] | None = None,
+        extra_key_modalities: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_arguments = dict(extra_arguments or {})
-        super().__init__(modalities, extra_keys=self.extra_arguments)
+        super().__init__(
+            modalities, extra_keys=self.extra_arguments, extra_key_modalities=extra_key_modalities
+        )
         if not isinstance(model, nn.Module):
             raise InputError(f"expected a torch.nn.Module, got {type(model).__name__}", argument="model")
         # Explanations of a model in training mode would depend on dropout draws and batch statistics.
@@ -84,6 +89,8 @@ class TorchAdapter(ModalityAdapterBase):
         caps = {Capability.LOGITS, Capability.MASK, Capability.FEATURES}
         if all(not m.modality_kind.is_discrete or m.name in self.embedding_modules for m in self.modalities):
             caps.add(Capability.GRADIENTS)
+        if self._separable_model() is not None:
+            caps.add(Capability.ENCODE)
         return frozenset(caps)
 
     @property
@@ -167,7 +174,48 @@ class TorchAdapter(ModalityAdapterBase):
             )
         return captured[-1].reshape(captured[-1].shape[0], -1)
 
+    def encode_modality(self, batch: Batch, modality: str) -> Tensor:
+        """The encoder output of one modality, ``[B, d]``, for a model with :attr:`Capability.ENCODE`.
+
+        The batch is expected validated (on :attr:`device`); only ``batch[modality]`` is read.
+        """
+        model = self._require_separable()
+        self.modality(modality)
+        return model.encoders[self.arguments[modality]](batch[modality])
+
+    def logits_from_encodings(self, encodings: Mapping[str, Tensor]) -> Tensor:
+        """Logits from one encoding per modality (rows aligned): ``head(body(fuse(...)))``, equal to
+        :meth:`logits` of the inputs the encodings came from."""
+        model = self._require_separable()
+        vectors = [encodings[self._modality_of_argument[argument]] for argument in model.modality_names]
+        return model.head(model.body(model.fuse(vectors)))
+
     # -- internals -------------------------------------------------------------------------------------
+    def _separable_model(self) -> Any | None:
+        """The model if it is a :class:`multiviz.models.FusionClassifier` that keeps its ``forward``
+        (encoders, then fusion, body and head) and takes exactly the modalities; otherwise None."""
+        from multiviz.models.fusion import FusionClassifier
+
+        model = self.model
+        if not isinstance(model, FusionClassifier) or type(model).forward is not FusionClassifier.forward:
+            return None
+        if self.output is not None or self.extra_arguments:
+            return None
+        arguments = [self.arguments[m.name] for m in self.modalities]
+        if sorted(arguments) != sorted(model.modality_names):
+            return None
+        self._modality_of_argument = {self.arguments[m.name]: m.name for m in self.modalities}
+        return model
+
+    def _require_separable(self) -> Any:
+        model = self._separable_model()
+        if model is None:
+            raise CapabilityError(
+                f"{type(self.model).__name__} does not factor into per-modality encoders and a fusion head "
+                "(a multiviz FusionClassifier with its own forward); use logits() instead"
+            )
+        return model
+
     def _forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         kwargs = {self.arguments[m.name]: batch[m.name] for m in self.modalities}
         kwargs |= {argument: batch[key] for key, argument in self.extra_arguments.items() if key in batch}

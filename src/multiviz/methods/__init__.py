@@ -1,6 +1,8 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
 from multiviz.methods.cross_modal_perturbation import cross_modal_perturbation
+from multiviz.methods.dime import dime
+from multiviz.methods.emap import emap
 from multiviz.methods.grad_cam import grad_cam
 from multiviz.methods.gradients import gradient_x_input, integrated_gradients, saliency, smoothgrad
 from multiviz.methods.kernel_shap import kernel_shap
@@ -14,6 +16,8 @@ from multiviz.methods.shapley_interaction import shapley_interaction
 
 __all__ = [
     "cross_modal_perturbation",
+    "dime",
+    "emap",
     "grad_cam",
     "gradient_x_input",
     "integrated_gradients",

@@ -100,6 +100,7 @@ class CLIPAdapter(HuggingFaceAdapter):
                 extra_arguments={"attention_mask": "attention_mask"},
                 tokenizer=tokenizer,
             )
+            self.set_extra_key_modalities({"attention_mask": text})
             self.prompt_names = ["similarity"]
         else:
             super().__init__(model, [image_modality], head="visual_projection", tokenizer=tokenizer)

@@ -91,6 +91,7 @@ class ViltAdapter(HuggingFaceAdapter):
         )
         self.image_name = image
         self.text_name = text
+        self.set_extra_key_modalities({"attention_mask": text, "token_type_ids": text, "pixel_mask": image})
 
     def _forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         with torch.random.fork_rng(devices=[]):

@@ -93,6 +93,14 @@ class VisualBertAdapter(HuggingFaceAdapter):
         )
         self.text_name = text
         self.regions_name = regions
+        self.set_extra_key_modalities(
+            {
+                "attention_mask": text,
+                "token_type_ids": text,
+                "visual_attention_mask": regions,
+                "visual_token_type_ids": regions,
+            }
+        )
 
     def _forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         if "attention_mask" not in batch:

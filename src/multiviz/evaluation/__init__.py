@@ -1,0 +1,1 @@
+"""Evaluation of explanations against ground truth and known behaviour (stage E)."""

@@ -1,0 +1,507 @@
+"""DIME: per-datapoint LIME of a model's unimodal contributions and its multimodal interactions (stage C).
+
+Lyu et al., "DIME: Fine-grained Interpretations of Multimodal Models via Disentangled Local
+Explanations", AIES 2022. The model ``M`` is split into ``UC(M)``, its EMAP projection onto additive
+functions of the modalities (section 3.2, equation 2; for ``K`` modalities ``UC = sum_m E_{x_-m} M(x_m,
+x_-m) - (K - 1) E M``), and ``MI(M) = M - UC(M)`` (equations 6-8). For datapoint ``x`` and modality ``m``,
+``UC_m = LIME_m(UC(M))`` and ``MI_m = LIME_m(MI(M))`` (section 3.3): LIME over the atoms of ``x_m`` with
+the other modalities held at ``x``, the same coalitions for both parts. Weights are in the target's
+units (a logit, or a hidden feature) per atom kept. MultiViz's port explains the full logit as "MI";
+here MI is the model minus its additive part, as in the paper.
+
+The expectations run over a sample set of ``N`` datapoints (``sample_set``, by default the explained
+batch; at most ``n_reference``, a seeded subsample beyond it). The explained point belongs to its own
+sample set (section 3.2): when missing (found by tensor equality) it is added, for that point only, and
+``extras["added_to_sample_set"]`` says so.
+
+Algorithm 1 (appendix B), amortised. ``K = 2``: the ``N x N`` grid ``L[i, j] = M(x_1^(i), x_2^(j))`` is
+computed once per sample set and shared by every explained point (an added point costs its ``2N + 1``
+cross terms). For a coalition ``z`` of ``x_m``'s atoms, ``x_m' = mask(x_m, z)`` (``adapter.mask``, the
+modality's baseline) and
+
+    UC(z) = E_j M(x_m', x_-m^(j)) + E_i M(x_m^(i), x_-m) - E_{i,j} L[i, j],    MI(z) = M(x_m', x_-m) - UC(z);
+
+only the first term depends on ``z``: ``N`` forwards per LIME sample (``M(x_m', x_-m)`` is one of them),
+all ``S N`` rows of a point batched ``batch_size`` at a time, and the grid is never copied (the paper's
+loop deep-copies it per sample). ``update_sample_set=True`` reproduces Algorithm 1 to the letter, where
+the perturbed point also replaces the explained point inside the sample set (its row of ``L``), which
+moves the second and third terms by ``O(1/N)``; the default keeps the sample set, the data distribution,
+fixed. ``K > 2`` (DIME's limitation 2, the ``N^K`` grid): each expectation is estimated from
+``n_expectation_samples = T`` index tuples (seeded, each modality's index drawn independently) shared by
+all terms of a point, which keeps an additive model's MI exactly 0: per point ``(K + 1) T`` forwards for
+the constant terms and ``S (T + 1)`` per explained modality.
+
+Cost, ``K = 2``, ``B`` points, ``M'`` explained modalities: ``N^2 + B M' S N`` forwards.
+
+Defaults (documented, the same for every model, not tuned to any ground truth): ``n_reference = 100``,
+``n_samples = 500``, ``kernel_width = 0.25`` (as ``multiviz.lime``), ``alpha = 1.0`` (the ``lime``
+package's ridge), ``batch_size = 1024``, ``seed = 0``.
+
+DIME's limitation 1, discrete outputs: where a part's LIME target (UC or MI) does not change over the
+``S`` coalitions, its weights are set to exactly 0 (not regression noise); a sample whose every part is
+constant is flagged in ``Disentanglement.uninformative`` and a warning names it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.atoms import AtomLayout
+from multiviz.errors import InputError
+from multiviz.methods._common import (
+    chosen_modalities,
+    chunks,
+    make_attribution,
+    modality_spec,
+    nonempty_layout,
+    select_rows,
+    target_scores,
+)
+from multiviz.methods._grid import (
+    can_encode,
+    check_batch_size,
+    combine_rows,
+    concat_batches,
+    draw_tuples,
+    encode_pool,
+    evaluate_rows,
+    forward_inputs,
+    grid_rows,
+    modality_names,
+    sample_count,
+)
+from multiviz.methods._perturbation import check_positive, check_seed
+from multiviz.methods.lime import fit_surrogate, lime_coalitions, lime_kernel
+from multiviz.progress import track
+from multiviz.registry import register_method
+from multiviz.results import Attribution, Disentanglement
+from multiviz.targets import ResolvedTarget, Target, resolve_target
+
+#: A LIME target whose range over the coalitions is below this (relative to its size) is constant.
+CONSTANT_TOLERANCE = 1e-9
+
+
+@dataclass
+class _Point:
+    """One explained datapoint: its pool index ``k``, its sample set (pool indices) and target column."""
+
+    sample: int
+    own: int
+    members: Tensor  # int64 [n], pool indices of its sample set
+    added: bool
+    column: int  # position of its target among the cached output columns
+
+
+# -- the disentangled LIME targets (pure) -----------------------------------------------------------
+def lime_targets_from_grid(
+    scores: Tensor, grid: Tensor, own: int, update_sample_set: bool = False
+) -> tuple[Tensor, Tensor]:
+    """UC and MI of each coalition for two modalities, the perturbed one on axis 0 of ``grid``.
+
+    ``scores [S, n]``: ``M(x_m'(z_s), x_-m^(j))`` over the sample set; ``grid [n, n]``: ``M(x_m^(i),
+    x_-m^(j))``; ``own``: the explained point's index in the sample set. Returns ``(uc [S], mi [S])``.
+    """
+    n = grid.shape[0]
+    if update_sample_set:  # Algorithm 1: the perturbed point replaces row ``own`` of the grid
+        other = (grid[:, own].sum() - grid[own, own] + scores[:, own]) / n
+        grand = (grid.sum() - grid[own, :].sum() + scores.sum(1)) / n**2
+    else:
+        other = grid[:, own].mean()
+        grand = grid.mean()
+    unimodal = scores.mean(1) + other - grand
+    return unimodal, scores[:, own] - unimodal
+
+
+def lime_targets_sampled(scores: Tensor, constant: Tensor) -> tuple[Tensor, Tensor]:
+    """UC and MI for ``K > 2`` modalities from ``scores [S, T + 1]``: ``T`` shared tuples, then the point.
+
+    ``constant`` = ``sum_{m' != m} E_{x_-m'} M(x_m'^(k), x_-m') - (K - 1) E M`` (estimated once per point).
+    """
+    unimodal = scores[:, :-1].mean(1) + constant
+    return unimodal, scores[:, -1] - unimodal
+
+
+# -- the method -------------------------------------------------------------------------------------
+@register_method("dime", stage="C", requires={Capability.LOGITS, Capability.MASK})
+def dime(
+    adapter: Adapter,
+    batch: Batch,
+    target: Target = "predicted",
+    *,
+    sample_set: Batch | None = None,
+    modalities: list[str] | None = None,
+    n_reference: int = 100,
+    n_samples: int = 500,
+    kernel_width: float = 0.25,
+    alpha: float = 1.0,
+    batch_size: int = 1024,
+    seed: int = 0,
+    n_expectation_samples: int = 100,
+    update_sample_set: bool = False,
+    fast_path: bool = True,
+    show_progress: bool = False,
+) -> Disentanglement:
+    """DIME (Lyu et al. 2022): ``UC_m`` and ``MI_m`` LIME weights of every sample and chosen modality.
+
+    ``target``: a class index, ``"predicted"``, ``"label"`` or ``("feature", j[, layer])`` (stage R_l).
+    ``sample_set``: the datapoints of the expectations (default: ``batch``), subsampled to
+    ``n_reference`` (seeded) when larger. ``n_samples`` LIME coalitions per point and modality, LIME
+    kernel ``kernel_width``, ridge ``alpha`` (0: least squares), ``batch_size`` rows per forward,
+    ``n_expectation_samples`` tuples for ``K > 2`` modalities, ``update_sample_set`` as in Algorithm 1
+    (see the module docstring); ``fast_path``: for a logit target and an adapter with
+    :attr:`Capability.ENCODE`, encode each modality once (the sample set, then the ``S`` masked copies)
+    and run only the fusion head on the ``S N`` pairs (equal to the plain path to float tolerance).
+    Attribution ``extras``: per sample the surrogate's ``intercept`` and
+    weighted ``r2`` (None for a constant target), ``added_to_sample_set`` and ``sample_set_size``.
+    """
+    require(adapter, Capability.MASK, "dime")
+    check_positive(n_reference, "n_reference")
+    check_positive(n_samples, "n_samples")
+    check_positive(n_expectation_samples, "n_expectation_samples")
+    check_batch_size(batch_size)
+    seed = check_seed(seed)
+    if not isinstance(kernel_width, int | float) or isinstance(kernel_width, bool) or kernel_width <= 0:
+        raise InputError(f"expected a float > 0, got {kernel_width!r}", argument="kernel_width")
+    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
+        raise InputError(f"expected a float >= 0, got {alpha!r}", argument="alpha")
+    names = modality_names(adapter)
+    if len(names) < 2:
+        raise InputError(f"DIME needs at least 2 modalities; this model has {names}", argument="adapter")
+    if update_sample_set and len(names) != 2:
+        raise InputError("Algorithm 1's update is defined for 2 modalities", argument="update_sample_set")
+    explained = chosen_modalities(adapter, modalities)
+    batch = adapter.validate(batch)
+    resolved = resolve_target(adapter, batch, target)
+    reference = adapter.validate(sample_set) if sample_set is not None else batch
+    if sample_count(adapter, reference) > n_reference:
+        chosen = np.sort(
+            np.random.default_rng(seed).choice(sample_count(adapter, reference), n_reference, replace=False)
+        )
+        reference = select_rows(reference, torch.from_numpy(chosen))
+    base = forward_inputs(adapter, reference)
+    pool = concat_batches(base, forward_inputs(adapter, batch))
+    columns = sorted(set(resolved.index.tolist()))
+    points = _points(adapter, base, batch, resolved, columns)
+    encoded = fast_path and resolved.source == "logits" and can_encode(adapter)
+    scorer = _Scorer(adapter, resolved, encoded)
+    model_pool = encode_pool(adapter, pool, batch_size) if encoded else pool
+
+    if len(names) == 2:
+        grid = _grid_cache(
+            adapter, model_pool, sample_count(adapter, base), points, scorer, columns, batch_size
+        )
+        constants: dict[int, Tensor] = {}
+    else:
+        grid = torch.empty(0)
+        constants = _sampled_constants(
+            adapter, model_pool, points, n_expectation_samples, seed, scorer, batch_size
+        )
+    layouts = {name: nonempty_layout(adapter, batch, name) for name in explained}
+    coalitions = {
+        (name, p.sample): lime_coalitions(layouts[name].n_atoms[p.sample], n_samples, seed)
+        for name in explained
+        for p in points
+    }
+    jobs = [(name, p) for p in points for name in explained]
+    width = {p.sample: _row_width(p, len(names), n_expectation_samples) for p in points}
+    total = sum(-(-n_samples * width[p.sample] // batch_size) for _, p in jobs)
+    scores: dict[tuple[str, int], list[Tensor]] = {(name, p.sample): [] for name, p in jobs}
+    evaluated = _score_jobs(
+        adapter, batch, model_pool, jobs, layouts, coalitions, scorer, n_expectation_samples, seed, batch_size
+    )
+    for key, values in track(evaluated, total=total, description="dime", unit="forwards", show=show_progress):
+        scores[key].append(values)
+
+    parameters: dict[str, Any] = {
+        "n_reference": n_reference,
+        "n_samples": n_samples,
+        "kernel_width": kernel_width,
+        "alpha": alpha,
+        "batch_size": batch_size,
+        "seed": seed,
+        "n_expectation_samples": n_expectation_samples,
+        "update_sample_set": update_sample_set,
+        "fast_path": fast_path,
+        "sample_set": "batch" if sample_set is None else "given",
+    }
+    size = sample_count(adapter, batch)
+    unimodal_results: dict[str, Attribution] = {}
+    interaction_results: dict[str, Attribution] = {}
+    constant_parts = np.zeros(size, dtype=np.int64)
+    for name in explained:
+        layout = layouts[name]
+        weights = {part: np.full((size, layout.max_atoms), np.nan) for part in ("uc", "mi")}
+        intercepts: dict[str, list[float]] = {"uc": [], "mi": []}
+        r2s: dict[str, list[float | None]] = {"uc": [], "mi": []}
+        for p in points:
+            values = torch.cat(scores[(name, p.sample)]).reshape(n_samples, width[p.sample])
+            if len(names) == 2:
+                position = names.index(name)
+                sub = grid[p.members][:, p.members][..., p.column]
+                sub = sub if position == 0 else sub.T
+                own = int((p.members == p.own).nonzero()[0, 0])
+                parts = lime_targets_from_grid(values, sub, own, update_sample_set)
+            else:
+                parts = lime_targets_sampled(values, constants[p.sample][names.index(name)])
+            kept = coalitions[(name, p.sample)]
+            kernel = lime_kernel(kept, kernel_width)
+            for part, target_values in zip(("uc", "mi"), parts, strict=True):
+                y = target_values.numpy()
+                constant = _is_constant(y)
+                coef, intercept, r2 = _fit_part(kept, y, kernel, alpha, constant)
+                constant_parts[p.sample] += int(constant)
+                weights[part][p.sample, : len(coef)] = coef
+                intercepts[part].append(intercept)
+                r2s[part].append(r2)
+        modality = modality_spec(adapter, name)
+        shared = {
+            "added_to_sample_set": [p.added for p in points],
+            "sample_set_size": [len(p.members) for p in points],
+        }
+        for part, store in (("uc", unimodal_results), ("mi", interaction_results)):
+            store[name] = make_attribution(
+                "dime",
+                modality,
+                layout,
+                weights[part],
+                resolved,
+                parameters=parameters | {"part": part, "baseline": str(modality.baseline)},
+                extras={"intercept": intercepts[part], "r2": r2s[part]} | shared,
+            )
+    uninformative = [bool(count == 2 * len(explained)) for count in constant_parts]
+    if any(uninformative):
+        flagged = [index for index, flag in enumerate(uninformative) if flag]
+        warnings.warn(
+            f"dime: the target never changed under perturbation for samples {flagged[:10]} (a model with "
+            "discrete or saturated outputs, DIME's limitation 1); their weights are 0 and carry no "
+            "information (Disentanglement.uninformative)",
+            stacklevel=2,
+        )
+    return Disentanglement(
+        method="dime",
+        unimodal=unimodal_results,
+        interaction=interaction_results,
+        parameters=parameters,
+        uninformative=uninformative,
+    )
+
+
+def _fit_part(
+    kept: np.ndarray, values: np.ndarray, kernel: np.ndarray, alpha: float, constant: bool
+) -> tuple[np.ndarray, float, float | None]:
+    """LIME surrogate of one part -> (weights, intercept, weighted R^2); a ``constant`` target gets
+    weights exactly 0, its value as intercept and R^2 None (DIME's limitation 1: nothing to explain)."""
+    if constant:
+        return np.zeros(kept.shape[1]), float(values.mean()), None
+    coef, intercept, r2 = fit_surrogate(kept, values, kernel, alpha)
+    return coef, intercept, r2 if np.isfinite(r2) else None
+
+
+def _is_constant(values: np.ndarray) -> bool:
+    scale = max(1.0, float(np.abs(values).max()))
+    return float(np.ptp(values)) <= CONSTANT_TOLERANCE * scale
+
+
+def _row_width(point: _Point, n_modalities: int, n_tuples: int) -> int:
+    return len(point.members) if n_modalities == 2 else n_tuples + 1
+
+
+def _points(
+    adapter: Adapter,
+    base: dict[str, Tensor],
+    batch: dict[str, Tensor],
+    resolved: ResolvedTarget,
+    columns: list[int],
+) -> list[_Point]:
+    """Find each explained sample in the sample set (tensor equality) or add it (pool index ``N + b``)."""
+    n_base = sample_count(adapter, base)
+    points = []
+    for sample in range(sample_count(adapter, batch)):
+        equal = torch.ones(n_base, dtype=torch.bool, device=adapter.device)
+        for key, values in base.items():
+            row = batch[key][sample].reshape(1, -1).to(values.device)
+            equal &= (values.reshape(n_base, -1) == row).all(1)
+        found = equal.nonzero()
+        members = torch.arange(n_base)
+        if len(found):
+            own, added = int(found[0, 0]), False
+        else:
+            own, added = n_base + sample, True
+            members = torch.cat([members, torch.tensor([own])])
+        if len(members) < 2:
+            raise InputError(
+                f"expected a sample set of N >= 2 datapoints, got N = {len(members)} for sample {sample}; "
+                "pass sample_set= with more datapoints",
+                argument="sample_set",
+            )
+        column = columns.index(int(resolved.index[sample]))
+        points.append(_Point(sample, own, members, added, column))
+    return points
+
+
+def _grid_cache(
+    adapter: Adapter,
+    pool: dict[str, Tensor],
+    n_base: int,
+    points: list[_Point],
+    scorer: _Scorer,
+    columns: list[int],
+    batch_size: int,
+) -> Tensor:
+    """``L[i, j] = M(x_1^(i), x_2^(j))`` (float64 ``[P, P, Q]``, pool indices, Q target columns): the
+    ``N x N`` base grid plus each added point's row, column and diagonal; NaN elsewhere."""
+    first, second = grid_rows(n_base, 2)
+    pairs_first, pairs_second = [first], [second]
+    base = torch.arange(n_base)
+    for p in points:
+        if p.added:
+            own = torch.full((n_base,), p.own)
+            pairs_first += [own, base, torch.tensor([p.own])]
+            pairs_second += [base, own, torch.tensor([p.own])]
+    rows_first, rows_second = torch.cat(pairs_first), torch.cat(pairs_second)
+    names = modality_names(adapter)
+    values = evaluate_rows(
+        adapter,
+        pool,
+        {names[0]: rows_first, names[1]: rows_second},
+        lambda rows: scorer.outputs(rows, columns),
+        batch_size,
+        encoded=scorer.encoded,
+    )
+    size = sample_count(adapter, pool)
+    grid = torch.full((size, size, values.shape[1]), float("nan"), dtype=torch.float64)
+    grid[rows_first, rows_second] = values
+    return grid
+
+
+def _sampled_constants(
+    adapter: Adapter,
+    pool: dict[str, Tensor],
+    points: list[_Point],
+    n_tuples: int,
+    seed: int,
+    scorer: _Scorer,
+    batch_size: int,
+) -> dict[int, Tensor]:
+    """Per point, per modality ``m``: ``sum_{m' != m} E_{x_-m'} M(x_m'^(k), .) - (K - 1) E M`` ``[K]``."""
+    names = modality_names(adapter)
+    count = len(names)
+    constants = {}
+    for p in points:
+        tuples = p.members[draw_tuples(len(p.members), count, n_tuples, seed)]  # pool indices [T, K]
+        rows: dict[str, list[Tensor]] = {name: [tuples[:, m]] for m, name in enumerate(names)}
+        for m in range(count):
+            for other, name in enumerate(names):
+                rows[name].append(torch.full((n_tuples,), p.own) if other == m else tuples[:, other])
+        target = int(scorer.resolved.index[p.sample])
+        values = evaluate_rows(
+            adapter,
+            pool,
+            {name: torch.cat(parts) for name, parts in rows.items()},
+            partial(scorer.target_column, target=target),
+            batch_size,
+            encoded=scorer.encoded,
+        )
+        grand = values[:n_tuples].mean()
+        marginals = values[n_tuples:].reshape(count, n_tuples).mean(1)
+        constants[p.sample] = marginals.sum() - marginals - (count - 1) * grand
+    return constants
+
+
+def _score_jobs(
+    adapter: Adapter,
+    batch: dict[str, Tensor],
+    pool: dict[str, Tensor],
+    jobs: list[tuple[str, _Point]],
+    layouts: dict[str, AtomLayout],
+    coalitions: dict[tuple[str, int], np.ndarray],
+    scorer: _Scorer,
+    n_tuples: int,
+    seed: int,
+    batch_size: int,
+) -> Iterator[tuple[tuple[str, int], Tensor]]:
+    """For each (modality, point): the target score of every LIME row, ``batch_size`` rows per forward.
+
+    Row ``s * W + w``: modality ``m`` masked by coalition ``s``, the others from column ``w`` of the
+    point's sample set (``K = 2``: ``W = N``) or of its tuples followed by the point itself (``K > 2``).
+    """
+    names = modality_names(adapter)
+    size = sample_count(adapter, pool)
+    inputs = forward_inputs(adapter, batch)
+    for name, p in jobs:
+        kept = coalitions[(name, p.sample)]
+        n_samples = kept.shape[0]
+        repeated = torch.full((n_samples,), p.sample, dtype=torch.int64)
+        layout = layouts[name].take(repeated)
+        atom_mask = torch.zeros(n_samples, layout.max_atoms, dtype=torch.bool)
+        atom_mask[:, : kept.shape[1]] = torch.from_numpy(~kept)
+        masked = adapter.mask(select_rows(inputs, repeated), name, atom_mask.to(adapter.device), layout)
+        if scorer.encoded:
+            joined = dict(pool) | {
+                name: torch.cat([pool[name], encode_pool_of(adapter, masked, name, batch_size)])
+            }
+        else:
+            joined = {key: torch.cat([pool[key], masked[key].to(pool[key].device)]) for key in pool}
+        if len(names) == 2:
+            others = {other: p.members for other in names if other != name}
+        else:
+            tuples = p.members[draw_tuples(len(p.members), len(names), n_tuples, seed)]
+            others = {
+                other: torch.cat([tuples[:, m], torch.tensor([p.own])])
+                for m, other in enumerate(names)
+                if other != name
+            }
+        width = len(next(iter(others.values())))
+        flat = torch.arange(n_samples * width)
+        rows = {other: index[flat % width] for other, index in others.items()} | {name: size + flat // width}
+        target = int(scorer.resolved.index[p.sample])
+        for part in chunks(len(flat), batch_size):
+            part_rows = {key: index[part] for key, index in rows.items()}
+            if scorer.encoded:
+                combined = {
+                    key: joined[key][index.to(joined[key].device)] for key, index in part_rows.items()
+                }
+            else:
+                combined = combine_rows(adapter, joined, part_rows)
+            with torch.no_grad():
+                values = scorer.outputs(combined, [target])[:, 0]
+            yield (name, p.sample), values.detach().to("cpu", torch.float64)
+
+
+@dataclass
+class _Scorer:
+    """The model's target outputs on a batch of rows: plain inputs, or per-modality encodings."""
+
+    adapter: Adapter
+    resolved: ResolvedTarget
+    encoded: bool
+
+    def target_column(self, rows: dict[str, Tensor], target: int) -> Tensor:
+        return self.outputs(rows, [target])[:, 0]
+
+    def outputs(self, rows: dict[str, Tensor], columns: list[int]) -> Tensor:
+        """Output columns ``columns`` (classes, or features of the target's layer) of every row."""
+        if self.encoded:
+            logits = self.adapter.logits_from_encodings(rows)  # type: ignore[attr-defined]
+            return logits[:, columns]
+        if len(columns) == 1:  # one target: through target_scores, as every method scores
+            index = torch.full((sample_count(self.adapter, rows),), columns[0], dtype=torch.int64)
+            chosen = ResolvedTarget(self.resolved.source, index, self.resolved.layer)
+            return target_scores(self.adapter, rows, chosen)[:, None]
+        if self.resolved.source == "logits":
+            return self.adapter.logits(rows)[:, columns]
+        return self.adapter.features(rows, layer=self.resolved.layer)[:, columns]
+
+
+def encode_pool_of(adapter: Adapter, batch: dict[str, Tensor], name: str, batch_size: int) -> Tensor:
+    """The encodings of modality ``name`` of ``batch``."""
+    return encode_pool(adapter, {name: batch[name]}, batch_size, names=[name])[name]

@@ -1,0 +1,327 @@
+"""EMAP: how much of a model's behaviour on a data set is additive over its modalities (global, stage C).
+
+Empirical multimodally-additive function projection (Hessel and Lee, EMNLP 2020; MultiViz section 2.2;
+DIME section 3.2, equation 2). For a sample set ``x^(1..N)`` and a model ``M`` with ``M`` modalities
+(writing ``K`` for the modality count), the additive part of ``M`` at datapoint ``x`` is
+
+    UC(x) = sum_m E_{x_-m} M(x_m, x_-m) - (K - 1) E M,
+
+the expectations taken over the sample set (``x_-m`` are the other modalities, drawn jointly from the
+empirical product distribution). This is the projection of ``M`` onto functions ``g_1(x_1) + ... +
+g_K(x_K)``: an additive model is returned unchanged. The reference implementation subtracts the grand mean
+once, which is right only for ``K = 2``; here it is subtracted ``K - 1`` times. The interaction part is
+``MI(x) = M(x) - UC(x)``. Both are in logit units, for every class.
+
+Cost. ``K = 2``: the full ``N x N`` grid ``M(x_1^(i), x_2^(j))``, ``N^2`` forwards. ``K > 2``: the exact
+``N^K`` grid while ``N^K <= max_grid_rows``; beyond it each expectation is estimated from
+``n_expectation_samples = T`` index tuples drawn once (seeded), each modality's index independently,
+shared by every datapoint, modality and the grand mean: ``N K T + T + N`` forwards. Sharing the tuples
+keeps the estimate exactly additive-preserving: an additive model still has ``MI = 0``.
+All forwards run ``batch_size`` rows at a time on the adapter's device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from multiviz.adapters.base import Adapter, Batch, Capability
+from multiviz.errors import InputError
+from multiviz.methods._grid import (
+    can_encode,
+    check_batch_size,
+    draw_tuples,
+    encode_pool,
+    evaluate_rows,
+    forward_inputs,
+    grid_rows,
+    modality_names,
+    sample_count,
+)
+from multiviz.methods._perturbation import check_positive, check_seed
+from multiviz.registry import register_method
+from multiviz.results import _Serialisable, array_from_json, array_to_json
+from multiviz.targets import Target, normalise_target, resolve_target
+
+
+@dataclass(eq=False)
+class EMAPResult(_Serialisable):
+    """EMAP's split of a model's logits on a sample set into additive and interactive parts.
+
+    Attributes:
+        modalities: the modality names.
+        full_logits: float64 ``[N, C]``; ``M(x^(i))``, the model's logits.
+        unimodal_logits: float64 ``[N, C]``; ``UC(x^(i))``, the EMAP projection (additive part).
+        interaction_logits: float64 ``[N, C]``; ``MI = full - UC``.
+        target, target_index: the explained class (as given; resolved per datapoint).
+        labels: per datapoint the label, when the batch had ``"label"``.
+        parameters: the hyperparameters; ``extras``: ``exact`` (whether the grid was exact) and ``forwards``.
+
+    Summary numbers (properties, also in ``to_dict()["summary"]``):
+        interactive_share: ``var_i MI[i, t_i] / var_i M[i, t_i]``, over datapoints, of the target class
+            logit ``t_i`` of each datapoint (the predicted class by default).
+        interactive_share_per_class: the same ratio for each class ``c`` (``[C]``); ``interactive_share_mean``
+            its mean over classes. 0 for an additive model; NaN where the logit does not vary.
+        agreement: fraction of datapoints where ``argmax UC`` equals the model's ``argmax M``.
+        accuracy, additive_accuracy: of ``argmax M`` and ``argmax UC`` against the labels (None without).
+    """
+
+    result_type: ClassVar[str] = "emap"
+    modalities: list[str]
+    full_logits: np.ndarray
+    unimodal_logits: np.ndarray
+    interaction_logits: np.ndarray
+    target: Any
+    target_index: list[int]
+    labels: list[int] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.full_logits = np.asarray(self.full_logits, dtype=np.float64)
+        self.unimodal_logits = np.asarray(self.unimodal_logits, dtype=np.float64)
+        self.interaction_logits = np.asarray(self.interaction_logits, dtype=np.float64)
+
+    @property
+    def interactive_share_per_class(self) -> np.ndarray:
+        return _variance_ratio(self.interaction_logits, self.full_logits)
+
+    @property
+    def interactive_share_mean(self) -> float:
+        return float(np.nanmean(self.interactive_share_per_class))
+
+    @property
+    def interactive_share(self) -> float:
+        rows = np.arange(len(self.target_index))
+        index = np.asarray(self.target_index, dtype=np.int64)
+        ratio = _variance_ratio(
+            self.interaction_logits[rows, index][:, None], self.full_logits[rows, index][:, None]
+        )
+        return float(ratio[0])
+
+    @property
+    def agreement(self) -> float:
+        return float(np.mean(self.unimodal_logits.argmax(1) == self.full_logits.argmax(1)))
+
+    @property
+    def accuracy(self) -> float | None:
+        if self.labels is None:
+            return None
+        return float(np.mean(self.full_logits.argmax(1) == np.asarray(self.labels)))
+
+    @property
+    def additive_accuracy(self) -> float | None:
+        if self.labels is None:
+            return None
+        return float(np.mean(self.unimodal_logits.argmax(1) == np.asarray(self.labels)))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "interactive_share": _finite_or_none(self.interactive_share),
+            "interactive_share_mean": _finite_or_none(self.interactive_share_mean),
+            "interactive_share_per_class": array_to_json(self.interactive_share_per_class),
+            "agreement": self.agreement,
+            "accuracy": self.accuracy,
+            "additive_accuracy": self.additive_accuracy,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.result_type,
+            "modalities": list(self.modalities),
+            "full_logits": array_to_json(self.full_logits),
+            "unimodal_logits": array_to_json(self.unimodal_logits),
+            "interaction_logits": array_to_json(self.interaction_logits),
+            "target": self.target,
+            "target_index": list(self.target_index),
+            "labels": None if self.labels is None else list(self.labels),
+            "parameters": self.parameters,
+            "extras": self.extras,
+            "summary": self.summary(),  # derived; ignored by from_dict
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EMAPResult:
+        return cls(
+            modalities=list(data["modalities"]),
+            full_logits=array_from_json(data["full_logits"]),
+            unimodal_logits=array_from_json(data["unimodal_logits"]),
+            interaction_logits=array_from_json(data["interaction_logits"]),
+            target=data["target"],
+            target_index=list(data["target_index"]),
+            labels=None if data.get("labels") is None else list(data["labels"]),
+            parameters=dict(data.get("parameters", {})),
+            extras=dict(data.get("extras", {})),
+        )
+
+
+def _variance_ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """``var(part[:, c]) / var(whole[:, c])`` per column (population variances); NaN if ``whole`` is flat."""
+    numerator = part.var(axis=0)
+    denominator = whole.var(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+# -- the projection (pure) ----------------------------------------------------------------------------
+def additive_projection(marginals: Tensor, grand_mean: Tensor) -> Tensor:
+    """``UC = sum_m E_{x_-m} M(x_m, .) - (K - 1) E M``.
+
+    ``marginals [K, N, C]``, ``grand_mean [C]`` -> ``[N, C]``.
+    """
+    n_modalities = marginals.shape[0]
+    return marginals.sum(0) - (n_modalities - 1) * grand_mean
+
+
+def grid_marginals(grid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """From the exact grid ``[N]*K + [C]``: the diagonal ``M(x^(i))`` ``[N, C]``, the marginals
+    ``E_{x_-m} M(x_m^(i), x_-m)`` ``[K, N, C]`` and the grand mean ``[C]``."""
+    n_modalities = grid.dim() - 1
+    n = grid.shape[0]
+    diagonal = grid[(torch.arange(n),) * n_modalities]
+    axes = list(range(n_modalities))
+    marginals = torch.stack(
+        [grid.mean(dim=[a for a in axes if a != m]) if n_modalities > 1 else grid for m in axes]
+    )
+    return diagonal, marginals, grid.mean(dim=axes)
+
+
+# -- the method ---------------------------------------------------------------------------------------
+@register_method("emap", stage="C", requires={Capability.LOGITS})
+def emap(
+    adapter: Adapter,
+    batch: Batch,
+    target: Target = "predicted",
+    *,
+    batch_size: int = 1024,
+    max_grid_rows: int = 250_000,
+    n_expectation_samples: int = 200,
+    seed: int = 0,
+    fast_path: bool = True,
+    show_progress: bool = False,
+) -> EMAPResult:
+    """EMAP over the ``N >= 2`` datapoints of ``batch`` (the sample set), all classes (Hessel and Lee 2020).
+
+    ``target`` (a class index, ``"predicted"`` or ``"label"``) only picks the logit of
+    :attr:`EMAPResult.interactive_share`; the logits of every class are projected. ``batch_size`` rows
+    per forward; ``max_grid_rows`` bounds the exact ``N^K`` grid for ``K > 2`` modalities (``K = 2`` is
+    always exact), beyond which ``n_expectation_samples`` seeded tuples estimate the expectations (see the
+    module docstring for the cost). ``fast_path``: when the adapter has :attr:`Capability.ENCODE` (a
+    model that factors into per-modality encoders and a fusion head), each modality is encoded once
+    and only the head runs on the grid (the same numbers to float tolerance). ``show_progress`` draws a
+    transient progress bar of the forwards.
+    """
+    check_batch_size(batch_size)
+    check_positive(max_grid_rows, "max_grid_rows")
+    check_positive(n_expectation_samples, "n_expectation_samples")
+    seed = check_seed(seed)
+    names = modality_names(adapter)
+    if len(names) < 2:
+        raise InputError(f"EMAP needs at least 2 modalities; this model has {names}", argument="adapter")
+    if isinstance(normalise_target(target), list):
+        raise InputError("EMAP projects logits; expected a class target, not a feature", argument="target")
+    batch = adapter.validate(batch)
+    n = sample_count(adapter, batch)
+    if n < 2:
+        raise InputError(
+            f"expected a sample set of N >= 2 datapoints in the batch, got N = {n}", argument="batch"
+        )
+    with torch.no_grad():
+        logits = adapter.logits(batch)
+    resolved = resolve_target(adapter, batch, target, logits=logits)
+    encoded = fast_path and can_encode(adapter)
+    pool = encode_pool(adapter, batch, batch_size) if encoded else forward_inputs(adapter, batch)
+    exact = len(names) == 2 or n ** len(names) <= max_grid_rows
+
+    def outputs(rows: dict[str, Tensor]) -> Tensor:
+        if encoded:
+            return adapter.logits_from_encodings(rows)  # type: ignore[attr-defined]
+        return adapter.logits(rows)
+
+    if exact:
+        rows = grid_rows(n, len(names))
+        values = evaluate_rows(
+            adapter,
+            pool,
+            dict(zip(names, rows, strict=True)),
+            outputs,
+            batch_size,
+            encoded=encoded,
+            show_progress=show_progress,
+            description="emap: grid",
+        )
+        grid = values.reshape(*([n] * len(names)), values.shape[-1])
+        full, marginals, grand = grid_marginals(grid)
+        forwards = n ** len(names)
+    else:
+        full, marginals, grand = _sampled_marginals(
+            adapter, pool, n, n_expectation_samples, seed, outputs, batch_size, encoded, show_progress
+        )
+        forwards = n * len(names) * n_expectation_samples + n_expectation_samples + n
+    unimodal = additive_projection(marginals, grand)
+    labels = batch["label"].reshape(-1).tolist() if "label" in batch else None
+    return EMAPResult(
+        modalities=names,
+        full_logits=full.numpy(),
+        unimodal_logits=unimodal.numpy(),
+        interaction_logits=(full - unimodal).numpy(),
+        target=resolved.spec,
+        target_index=resolved.index.tolist(),
+        labels=labels,
+        parameters={
+            "batch_size": batch_size,
+            "max_grid_rows": max_grid_rows,
+            "n_expectation_samples": n_expectation_samples,
+            "seed": seed,
+            "fast_path": fast_path,
+            "n_reference": n,
+        },
+        extras={"exact": exact, "forwards": forwards, "encoded": encoded},
+    )
+
+
+def _sampled_marginals(
+    adapter: Adapter,
+    pool: dict[str, Tensor],
+    n: int,
+    n_tuples: int,
+    seed: int,
+    outputs: Any,
+    batch_size: int,
+    encoded: bool,
+    show_progress: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Diagonal ``[N, C]``, marginals ``[K, N, C]`` and grand mean ``[C]`` from ``n_tuples`` shared tuples.
+
+    Rows, in order: the ``N`` datapoints; the ``n_tuples`` tuples (grand mean); for each modality ``m``
+    and datapoint ``i`` the ``n_tuples`` rows with modality ``m`` from ``i`` and the others from the tuple.
+    """
+    names = modality_names(adapter)
+    tuples = draw_tuples(n, len(names), n_tuples, seed)
+    own = torch.arange(n)
+    rows: dict[str, list[Tensor]] = {name: [own, tuples[:, m]] for m, name in enumerate(names)}
+    for m in range(len(names)):
+        for other, name in enumerate(names):
+            rows[name].append(own.repeat_interleave(n_tuples) if other == m else tuples[:, other].repeat(n))
+    values = evaluate_rows(
+        adapter,
+        pool,
+        {name: torch.cat(parts) for name, parts in rows.items()},
+        outputs,
+        batch_size,
+        encoded=encoded,
+        show_progress=show_progress,
+        description="emap: sampled expectations",
+    )
+    full = values[:n]
+    grand = values[n : n + n_tuples].mean(0)
+    marginals = values[n + n_tuples :].reshape(len(names), n, n_tuples, -1).mean(2)
+    return full, marginals, grand
