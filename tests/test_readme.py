@@ -11,3 +11,10 @@ def test_readme_api_example_runs():
     code = example.group(1)
     assert len([line for line in code.splitlines() if line.strip()]) <= 11
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_readme_stage_c_example_runs():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    example = re.search(r"## Stage C: .*?```python\n(.*?)```", text, re.S)
+    assert example is not None
+    exec(compile(example.group(1), "README.md", "exec"), {"__name__": "readme"})

@@ -8,17 +8,26 @@ from multiviz.adapters import Adapter, Capability, FunctionAdapter, TorchAdapter
 from multiviz.atoms import AtomLayout, FeatureAtoms, ImagePatches, Superpixels, TextTokens, TimeWindows
 from multiviz.errors import CapabilityError, CheckpointError, InputError, MultivizError
 from multiviz.methods import (
+    cross_modal_perturbation,
+    dime,
+    emap,
     grad_cam,
     gradient_x_input,
     integrated_gradients,
     kernel_shap,
     kl_occlusion,
     lime,
+    masking_rounds,
     modality_summary,
     occlusion,
     saliency,
+    second_order_gradient,
+    shapley_interaction,
     smoothgrad,
 )
+from multiviz.methods.emap import EMAPResult
+from multiviz.methods.masking_rounds import MaskingRounds
+from multiviz.methods.shapley_interaction import ShapleyInteractions
 from multiviz.modality import Modality, ModalityKind
 from multiviz.registry import get_method, list_methods
 from multiviz.results import (
@@ -40,20 +49,26 @@ __all__ = [
     "CapabilityError",
     "CheckpointError",
     "Disentanglement",
+    "EMAPResult",
     "FeatureAtoms",
     "FunctionAdapter",
     "ImagePatches",
     "InputError",
     "InteractionMap",
+    "MaskingRounds",
     "Modality",
     "ModalityKind",
     "ModalitySummary",
     "MultivizError",
+    "ShapleyInteractions",
     "Superpixels",
     "TextTokens",
     "TimeWindows",
     "TorchAdapter",
     "__version__",
+    "cross_modal_perturbation",
+    "dime",
+    "emap",
     "get_method",
     "grad_cam",
     "gradient_x_input",
@@ -63,9 +78,12 @@ __all__ = [
     "lime",
     "list_methods",
     "load_checkpoint",
+    "masking_rounds",
     "modality_summary",
     "occlusion",
     "result_from_dict",
     "saliency",
+    "second_order_gradient",
+    "shapley_interaction",
     "smoothgrad",
 ]
