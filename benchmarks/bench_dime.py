@@ -29,6 +29,7 @@ from torch import Tensor
 
 import multiviz
 from benchmarks.harness import BenchmarkResult, Case, benchmark, measure
+from benchmarks.models import trained_easy_vqa
 from multiviz.methods import dime, emap
 from multiviz.methods.lime import fit_surrogate, lime_coalitions, lime_kernel
 
@@ -43,34 +44,6 @@ SEED = 0
 KERNEL_WIDTH = 0.25
 ALPHA = 1.0
 BATCH_SIZE = 1024
-
-
-def _setup(n: int) -> tuple[multiviz.TorchAdapter, dict[str, Tensor]]:
-    """The trained easy-VQA checkpoint (trained once and cached, as ``multiviz demo`` does) with image
-    patches of 8x8 masked to zero, and the first ``n`` test questions."""
-    from multiviz.data.easy_vqa import easy_vqa_training
-    from multiviz.demo import cache_root
-    from multiviz.demo_vqa import run_vqa_demo, vqa_demo_config
-    from multiviz.models import embedding_modules
-    from multiviz.models.text import load_minilm_tokenizer
-
-    config = vqa_demo_config(quick=False)
-    run_vqa_demo(show_progress=False)
-    checkpoint = multiviz.load_checkpoint(cache_root() / str(config.preset))
-    tokenizer = load_minilm_tokenizer()
-    modalities = [
-        multiviz.Modality("image", "image", atoms=multiviz.ImagePatches(8), baseline="zero", channels=3),
-        multiviz.Modality("question", "text", atoms=multiviz.TextTokens.from_tokenizer(tokenizer)),
-    ]
-    adapter = multiviz.TorchAdapter(
-        checkpoint.model,
-        modalities,
-        embeddings=embedding_modules(checkpoint.model),
-        head=checkpoint.adapter.head,
-    )
-    data = easy_vqa_training(tokenizer, **{k: v for k, v in config.dataset.items() if k != "name"})
-    rows = data.gather("test")({k: v[:n] for k, v in data.splits["test"].items()})
-    return adapter, {"image": rows["image"], "question": rows["question"]}
 
 
 def _ours(
@@ -152,7 +125,7 @@ def _peak_rate(adapter: multiviz.TorchAdapter, sample: dict[str, Tensor], repeat
 @benchmark(NAME, DESCRIPTION)
 def run(quick: bool) -> BenchmarkResult:
     n_dime, s, n_emap = (8, 10, 16) if quick else (100, 100, 200)
-    adapter, sample = _setup(max(n_dime, n_emap))
+    adapter, sample = trained_easy_vqa(max(n_dime, n_emap))
     dime_sample = {key: value[:n_dime] for key, value in sample.items()}
     k = 0
     with torch.no_grad():

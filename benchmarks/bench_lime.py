@@ -38,6 +38,7 @@ from torch import Tensor
 
 import multiviz
 from benchmarks.harness import BenchmarkResult, Case, benchmark, measure
+from benchmarks.models import trained_easy_vqa
 from multiviz.methods.lime import lime_coalitions
 
 NAME = "lime_image_text"
@@ -63,31 +64,9 @@ class _FixedDraws(np.random.RandomState):
 
 
 def _setup() -> tuple[multiviz.TorchAdapter, dict[str, Tensor], int]:
-    """The trained easy-VQA model (preset ``easy-vqa``, trained once and cached as the demo does) with the
-    image masked to zero as the ``lime`` package does, and the first test question."""
-    from multiviz.data.easy_vqa import easy_vqa_training
-    from multiviz.demo import cache_root
-    from multiviz.demo_vqa import run_vqa_demo, vqa_demo_config
-    from multiviz.models import embedding_modules
-    from multiviz.models.text import load_minilm_tokenizer
-
-    config = vqa_demo_config(quick=False)
-    run_vqa_demo(show_progress=False)  # trains the checkpoint once, or reuses the cached one
-    checkpoint = multiviz.load_checkpoint(cache_root() / str(config.preset))
-    tokenizer = load_minilm_tokenizer()
-    modalities = [
-        multiviz.Modality("image", "image", atoms=multiviz.ImagePatches(8), baseline="zero", channels=3),
-        multiviz.Modality("question", "text", atoms=multiviz.TextTokens.from_tokenizer(tokenizer)),
-    ]
-    adapter = multiviz.TorchAdapter(
-        checkpoint.model,
-        modalities,
-        embeddings=embedding_modules(checkpoint.model),
-        head=checkpoint.adapter.head,
-    )
-    data = easy_vqa_training(tokenizer, **{k: v for k, v in config.dataset.items() if k != "name"})
-    point = data.gather("test")({k: v[:1] for k, v in data.splits["test"].items()})
-    batch = {"image": point["image"], "question": point["question"]}
+    """The trained easy-VQA model with the image masked to zero as the ``lime`` package does, the first
+    test question and its predicted class."""
+    adapter, batch = trained_easy_vqa(1)
     with torch.no_grad():
         target = int(adapter.logits(batch).argmax())
     return adapter, batch, target

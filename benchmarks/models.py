@@ -57,3 +57,32 @@ def dime_mlp(batch: int, seed: int = 0) -> tuple[mv.TorchAdapter, dict[str, Tens
         "x1": torch.randn(batch, 10, generator=generator),
         "x2": torch.randn(batch, 10, generator=generator),
     }
+
+
+def trained_easy_vqa(n: int) -> tuple[mv.TorchAdapter, dict[str, Tensor]]:
+    """The trained easy-VQA checkpoint (preset ``easy-vqa``: CNN x pretrained MiniLM, trained once and cached
+    as ``multiviz demo`` does), 8x8 image patches masked to zero (as the ``lime`` package does) and word
+    atoms, with the first ``n`` test questions."""
+    from multiviz.data.easy_vqa import easy_vqa_training
+    from multiviz.demo import cache_root
+    from multiviz.demo_vqa import run_vqa_demo, vqa_demo_config
+    from multiviz.models import embedding_modules
+    from multiviz.models.text import load_minilm_tokenizer
+
+    config = vqa_demo_config(quick=False)
+    run_vqa_demo(show_progress=False)  # trains the checkpoint once, or reuses the cached one
+    checkpoint = mv.load_checkpoint(cache_root() / str(config.preset))
+    tokenizer = load_minilm_tokenizer()
+    modalities = [
+        mv.Modality("image", "image", atoms=mv.ImagePatches(8), baseline="zero", channels=3),
+        mv.Modality("question", "text", atoms=mv.TextTokens.from_tokenizer(tokenizer)),
+    ]
+    adapter = mv.TorchAdapter(
+        checkpoint.model,
+        modalities,
+        embeddings=embedding_modules(checkpoint.model),
+        head=checkpoint.adapter.head,
+    )
+    data = easy_vqa_training(tokenizer, **{k: v for k, v in config.dataset.items() if k != "name"})
+    rows = data.gather("test")({k: v[:n] for k, v in data.splits["test"].items()})
+    return adapter, {"image": rows["image"], "question": rows["question"]}
