@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from multiviz.adapters.base import Adapter, Batch, modality_by_name
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.modality import Modality, ModalityKind
+from multiviz.progress import track
 from multiviz.results import Attribution
 from multiviz.targets import ResolvedTarget
 
@@ -75,6 +76,18 @@ def chunks(total: int, size: int) -> Iterator[slice]:
         raise InputError(f"expected batch_size >= 1, got {size}", argument="batch_size")
     for start in range(0, total, size):
         yield slice(start, min(total, start + size))
+
+
+def forward_chunks(total: int, batch_size: int, *, description: str, show: bool) -> Iterable[slice]:
+    """The slices of ``batch_size`` rows over ``total`` rows, one per forward pass, counted on a
+    transient progress bar on stderr when ``show`` (the perturbation methods' ``show_progress``)."""
+    return track(
+        chunks(total, batch_size),
+        total=-(-total // batch_size),
+        description=description,
+        unit="forwards",
+        show=show,
+    )
 
 
 def chosen_modalities(adapter: Adapter, modalities: list[str] | tuple[str, ...] | None) -> list[str]:

@@ -17,8 +17,7 @@ from torch import Tensor
 
 from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.errors import InputError
-from multiviz.methods._common import chunks
-from multiviz.progress import track
+from multiviz.methods._common import chunks, forward_chunks
 
 
 def modality_names(adapter: Adapter) -> list[str]:
@@ -113,13 +112,7 @@ def evaluate_rows(
     names = modality_names(adapter)
     total = int(torch.as_tensor(rows_by_modality[names[0]]).shape[0])
     pieces: list[Tensor] = []
-    steps = track(
-        chunks(total, batch_size),
-        total=-(-total // batch_size),
-        description=description,
-        unit="forwards",
-        show=show_progress,
-    )
+    steps = forward_chunks(total, batch_size, description=description, show=show_progress)
     for part in steps:
         part_rows = {name: rows_by_modality[name][part] for name in names}
         combined = (

@@ -18,8 +18,7 @@ from torch import Tensor
 from multiviz.adapters.base import Adapter
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
-from multiviz.methods._common import chunks, select_rows
-from multiviz.progress import track
+from multiviz.methods._common import forward_chunks, select_rows
 
 #: ``score(perturbed_batch, samples)`` -> one value (or one vector) per row of the perturbed batch.
 Scorer = Callable[[dict[str, Tensor], Tensor], Tensor]
@@ -71,12 +70,8 @@ def score_coalitions(
     removed = torch.from_numpy(~kept & has_atom).to(adapter.device)
     total = len(sample_of_row)
     outputs: list[Tensor] = []
-    forwards = track(
-        chunks(total, batch_size),
-        total=-(-total // batch_size),
-        description=description or f"perturbing {modality}",
-        unit="forwards",
-        show=show_progress,
+    forwards = forward_chunks(
+        total, batch_size, description=description or f"perturbing {modality}", show=show_progress
     )
     for chunk in forwards:
         samples = sample_of_row[chunk]

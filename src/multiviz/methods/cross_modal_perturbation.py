@@ -38,11 +38,10 @@ from torch import Tensor
 from multiviz.adapters.base import Adapter, Batch, Capability, require
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
-from multiviz.methods._common import chunks, nonempty_layout, select_rows, sub_target, target_scores
+from multiviz.methods._common import forward_chunks, nonempty_layout, select_rows, sub_target, target_scores
 from multiviz.methods._perturbation import check_positive, check_seed
 from multiviz.methods.lime import fit_surrogate, lime_coalitions, lime_kernel
 from multiviz.methods.second_order_gradient import check_modality_pair, chosen_atoms
-from multiviz.progress import track
 from multiviz.registry import register_method
 from multiviz.results import InteractionMap
 from multiviz.targets import ResolvedTarget, Target, resolve_target
@@ -170,13 +169,7 @@ class _JointMasking:
         mask_b = torch.from_numpy(removed_b).to(device)
         total = len(samples)
         outputs: list[Tensor] = []
-        forwards = track(
-            chunks(total, batch_size),
-            total=-(-total // batch_size),
-            description=description,
-            unit="forwards",
-            show=show_progress,
-        )
+        forwards = forward_chunks(total, batch_size, description=description, show=show_progress)
         for chunk in forwards:
             rows = sample_of_row[chunk]
             perturbed = self._mask_both(rows, mask_a[chunk], mask_b[chunk])
