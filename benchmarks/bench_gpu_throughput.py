@@ -101,9 +101,12 @@ def _peak_rate(
     return batch_size / measure(forward, repeats=repeats, warmup=2, sync=lambda: _sync(device)).median_s
 
 
-def _timed_rows(fn: Callable[[], Any], model: nn.Module, device: torch.device) -> tuple[Any, float, int]:
-    """One warm-up call, then one timed call: its value, wall seconds and the model rows it ran."""
-    fn()
+def _timed_rows(
+    fn: Callable[[], Any], model: nn.Module, device: torch.device, warmup: Callable[[], Any] | None = None
+) -> tuple[Any, float, int]:
+    """One warm-up call (``warmup``, else ``fn``), then one timed call of ``fn``: its value, wall seconds and
+    the model rows it ran."""
+    (warmup or fn)()
     _sync(device)
     with _counting_rows(model) as counter:
         start = time.perf_counter()
@@ -304,10 +307,24 @@ def _emap_cases(quick: bool, device: torch.device) -> list[Case]:
             ),
             adapter.model,
             device,
+            # the warm-up is a small EMAP (the peak measurement already warmed the forward at this batch
+            # size): a second million-row grid would double the device time for nothing
+            warmup=lambda b=batch_size: emap(  # type: ignore[misc]
+                adapter, {key: value[:20] for key, value in batch.items()}, batch_size=b, fast_path=False
+            ),
         )
         label = f"#5 EMAP N={n} ({n * n:,} grid rows), easy-VQA-shaped"
         cases.append(_throughput_case(label, seconds, rows, peak, batch_size, {"device": device.type}))
     return cases
+
+
+_NOTES = (
+    "Ours: one timed call after one warm-up call (EMAP: a 20-point EMAP); rows counted by a forward hook "
+    "on the model. Peak: median plain no-grad forward of the same batch size (the method's inputs tiled). "
+    "fp32 throughout. 'Ours' column: wall seconds of the method call. When a method's rows are fewer than "
+    "the batch size (the small CPU cases) its forwards are smaller than the peak's, so the ratio can exceed "
+    "1 on a CPU."
+)
 
 
 @benchmark(NAME, DESCRIPTION)
@@ -326,8 +343,6 @@ def run(quick: bool) -> BenchmarkResult:
                 if device.type != "cuda"
                 else ""
             )
-            + "Ours: one timed call after one warm-up call; rows counted by a forward hook on the model. "
-            "Peak: median plain no-grad forward of the same batch size (method's inputs tiled). "
-            "fp32 throughout. 'Ours' column: wall seconds of the method call."
+            + _NOTES
         ),
     )
