@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 import multiviz
 from benchmarks.harness import BenchmarkResult, Case, ExtraValue, benchmark, measure
-from benchmarks.models import image_question
+from benchmarks.models import image_question, random_vilt, random_vilt_batch
 from multiviz.methods import dime, emap
 
 NAME = "gpu_throughput"
@@ -49,7 +49,6 @@ DESCRIPTION = (
     "forward rate at the same batch size (goal: ours / peak >= 0.70)."
 )
 GOAL = 0.70
-CLS, SEP, MASK = 101, 102, 103
 WORDS = 16
 
 
@@ -185,44 +184,16 @@ def _perturbation_cases(quick: bool, device: torch.device) -> list[Case]:
 
 def _vilt(small: bool, device: torch.device) -> tuple[multiviz.TorchAdapter, int, int]:
     """The ViLT adapter (random weights), its image side in pixels and its vocabulary size."""
-    from transformers import ViltConfig, ViltForQuestionAnswering
-
-    from multiviz.adapters.huggingface import ViltAdapter
-
-    torch.manual_seed(0)
-    labels = {i: f"answer{i}" for i in range(10)}
-    options: dict[str, Any] = {
-        "num_labels": 10,
-        "id2label": labels,
-        "label2id": {v: k for k, v in labels.items()},
+    tiny = {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 128,
+        "image_size": 64,
+        "patch_size": 8,
     }
-    if small:
-        options |= {
-            "hidden_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 128,
-            "image_size": 64,
-            "patch_size": 8,
-        }
-    config = ViltConfig(**options)
-    model = ViltForQuestionAnswering(config).eval().to(device)
-    adapter = ViltAdapter(
-        model, text_atoms=multiviz.TextTokens([CLS, SEP], pad_token_id=0, mask_token_id=MASK)
-    )
-    return adapter, int(config.image_size), int(config.vocab_size)  # type: ignore[arg-type]
-
-
-def _vilt_batch(size: int, side: int, vocabulary: int, device: torch.device) -> dict[str, Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    words = torch.randint(1000, vocabulary, (size, WORDS), generator=generator)
-    question = torch.cat([torch.full((size, 1), CLS), words, torch.full((size, 1), SEP)], dim=1)
-    return {
-        "image": torch.randn(size, 3, side, side, generator=generator).to(device),
-        "question": question.to(device),
-        "attention_mask": torch.ones_like(question).to(device),
-        "pixel_mask": torch.ones(size, side, side, dtype=torch.long, device=device),
-    }
+    adapter, side, _patch, vocabulary = random_vilt(device, **(tiny if small else {}))
+    return adapter, side, vocabulary
 
 
 def _dime_cases(quick: bool, device: torch.device) -> list[Case]:
@@ -231,7 +202,7 @@ def _dime_cases(quick: bool, device: torch.device) -> list[Case]:
     n, samples = (10, 20) if small else (100, 100)
     batch_sizes = [256, 1024] if cuda else [256]
     adapter, side, vocabulary = _vilt(small, device)
-    sample = _vilt_batch(n, side, vocabulary, device)
+    sample = random_vilt_batch(n, side, vocabulary, WORDS, device)
     point = {key: value[:1] for key, value in sample.items()}
     with torch.no_grad():
         target = int(adapter.logits(point).argmax())

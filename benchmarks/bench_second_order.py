@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-import multiviz
 from benchmarks.harness import BenchmarkResult, Case, benchmark, measure
+from benchmarks.models import random_vilt, random_vilt_batch
 from multiviz.adapters.huggingface import ViltAdapter
 from multiviz.methods import cross_modal_perturbation, second_order_gradient
 
@@ -39,48 +39,19 @@ DESCRIPTION = (
     "cross_modal_perturbation (4 words x 16 patches, batched) vs one forward per masked input."
 )
 WORDS = 16
-CLS, SEP, MASK = 101, 102, 103
 
 
 def _model(quick: bool, device: torch.device) -> tuple[ViltAdapter, int, int, int]:
     """The adapter, the image side in pixels, the patch size and the vocabulary size."""
-    from transformers import ViltConfig, ViltForQuestionAnswering
-
-    torch.manual_seed(0)
-    labels = {i: f"answer{i}" for i in range(10)}
-    options: dict[str, Any] = {
-        "num_labels": 10,
-        "id2label": labels,
-        "label2id": {v: k for k, v in labels.items()},
+    tiny = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "image_size": 64,
+        "patch_size": 16,
     }
-    if quick:
-        options |= {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 37,
-            "image_size": 64,
-            "patch_size": 16,
-        }
-    config = ViltConfig(**options)
-    model = ViltForQuestionAnswering(config).eval().to(device)
-    text_atoms = multiviz.TextTokens([CLS, SEP], pad_token_id=0, mask_token_id=MASK)
-    side, patch, vocabulary = (
-        int(getattr(config, key)) for key in ("image_size", "patch_size", "vocab_size")
-    )
-    return ViltAdapter(model, text_atoms=text_atoms), side, patch, vocabulary
-
-
-def _batch(size: int, side: int, vocabulary: int, device: torch.device) -> dict[str, Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    words = torch.randint(1000, vocabulary, (size, WORDS), generator=generator)
-    question = torch.cat([torch.full((size, 1), CLS), words, torch.full((size, 1), SEP)], dim=1)
-    return {
-        "image": torch.randn(size, 3, side, side, generator=generator).to(device),
-        "question": question.to(device),
-        "attention_mask": torch.ones_like(question).to(device),
-        "pixel_mask": torch.ones(size, side, side, dtype=torch.long, device=device),
-    }
+    return random_vilt(device, **(tiny if quick else {}))
 
 
 def _loop_over_words(adapter: ViltAdapter, batch: dict[str, Tensor], target: Tensor, patch: int) -> Tensor:
@@ -171,7 +142,7 @@ def run(quick: bool) -> BenchmarkResult:
     small = quick or device.type == "cuda"  # the CPU runs the full size at batch 1 and fewer pairs
     adapter, side, patch, vocabulary = _model(quick, device)
     size = 8 if small else 1
-    batch = _batch(size, side, vocabulary, device)
+    batch = random_vilt_batch(size, side, vocabulary, WORDS, device)
     patches = (side // patch) ** 2
     repeats = 3 if small else 1
 

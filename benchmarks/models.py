@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor, nn
 
 import multiviz as mv
 from multiviz.models import ConcatMLP
+
+if TYPE_CHECKING:
+    from multiviz.adapters.huggingface import ViltAdapter
 
 
 class ImageQuestionModel(nn.Module):
@@ -86,3 +91,46 @@ def trained_easy_vqa(n: int) -> tuple[mv.TorchAdapter, dict[str, Tensor]]:
     data = easy_vqa_training(tokenizer, **{k: v for k, v in config.dataset.items() if k != "name"})
     rows = data.gather("test")({k: v[:n] for k, v in data.splits["test"].items()})
     return adapter, {"image": rows["image"], "question": rows["question"]}
+
+
+#: ViLT's special token ids (BERT vocabulary): [CLS], [SEP], [MASK]
+VILT_CLS, VILT_SEP, VILT_MASK = 101, 102, 103
+
+
+def random_vilt(device: torch.device, **config: Any) -> tuple[ViltAdapter, int, int, int]:
+    """``ViltForQuestionAnswering`` with random weights (``ViltConfig`` defaults = ViLT-base size, 10
+    answers; ``config`` overrides, e.g. a tiny model for quick runs) in a ``ViltAdapter``, built offline.
+
+    Returns the adapter, the image side in pixels, the patch size and the vocabulary size.
+    """
+    from transformers import ViltConfig, ViltForQuestionAnswering
+
+    from multiviz.adapters.huggingface import ViltAdapter
+
+    torch.manual_seed(0)
+    labels = {i: f"answer{i}" for i in range(10)}
+    options: dict[str, Any] = {
+        "num_labels": 10,
+        "id2label": labels,
+        "label2id": {v: k for k, v in labels.items()},
+    }
+    vilt_config = ViltConfig(**(options | config))
+    model = ViltForQuestionAnswering(vilt_config).eval().to(device)
+    text_atoms = mv.TextTokens([VILT_CLS, VILT_SEP], pad_token_id=0, mask_token_id=VILT_MASK)
+    side, patch, vocabulary = (
+        int(getattr(vilt_config, key)) for key in ("image_size", "patch_size", "vocab_size")
+    )
+    return ViltAdapter(model, text_atoms=text_atoms), side, patch, vocabulary
+
+
+def random_vilt_batch(
+    size: int, side: int, vocabulary: int, words: int, device: torch.device
+) -> dict[str, Tensor]:
+    """``size`` random images and questions of ``words`` random word ids between [CLS] and [SEP]."""
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(1000, vocabulary, (size, words), generator=generator)
+    question = torch.cat([torch.full((size, 1), VILT_CLS), ids, torch.full((size, 1), VILT_SEP)], dim=1)
+    return {
+        "image": torch.randn(size, 3, side, side, generator=generator).to(device),
+        "question": question.to(device),
+    }
