@@ -40,7 +40,7 @@ from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.methods._common import forward_chunks, nonempty_layout, select_rows, sub_target, target_scores
 from multiviz.methods._perturbation import check_positive, check_seed
-from multiviz.methods.lime import fit_surrogate, lime_coalitions, lime_kernel
+from multiviz.methods.lime import check_surrogate_parameters, fit_surrogate, lime_coalitions, lime_kernel
 from multiviz.methods.second_order_gradient import check_modality_pair, chosen_atoms
 from multiviz.registry import register_method
 from multiviz.results import InteractionMap
@@ -94,10 +94,7 @@ def cross_modal_perturbation(
     check_positive(batch_size, "batch_size")
     check_positive(n_samples, "n_samples")
     seed = check_seed(seed)
-    if not isinstance(kernel_width, int | float) or isinstance(kernel_width, bool) or kernel_width <= 0:
-        raise InputError(f"expected a float > 0, got {kernel_width!r}", argument="kernel_width")
-    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
-        raise InputError(f"expected a float >= 0, got {alpha!r}", argument="alpha")
+    check_surrogate_parameters(kernel_width, alpha)
     batch = adapter.validate(batch)
     check_modality_pair(adapter, modality_a, modality_b)
     layout_a = nonempty_layout(adapter, batch, modality_a)

@@ -80,7 +80,7 @@ from multiviz.methods._grid import (
     sample_count,
 )
 from multiviz.methods._perturbation import check_positive, check_seed
-from multiviz.methods.lime import fit_surrogate, lime_coalitions, lime_kernel
+from multiviz.methods.lime import check_surrogate_parameters, fit_surrogate, lime_coalitions, lime_kernel
 from multiviz.progress import track
 from multiviz.registry import register_method
 from multiviz.results import Attribution, Disentanglement
@@ -169,10 +169,7 @@ def dime(
     check_positive(n_expectation_samples, "n_expectation_samples")
     check_batch_size(batch_size)
     seed = check_seed(seed)
-    if not isinstance(kernel_width, int | float) or isinstance(kernel_width, bool) or kernel_width <= 0:
-        raise InputError(f"expected a float > 0, got {kernel_width!r}", argument="kernel_width")
-    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
-        raise InputError(f"expected a float >= 0, got {alpha!r}", argument="alpha")
+    check_surrogate_parameters(kernel_width, alpha)
     names = modality_names(adapter)
     if len(names) < 2:
         raise InputError(f"DIME needs at least 2 modalities; this model has {names}", argument="adapter")

@@ -57,6 +57,14 @@ def lime_kernel(kept: np.ndarray, kernel_width: float) -> np.ndarray:
     return np.sqrt(np.exp(-(distance**2) / kernel_width**2))
 
 
+def check_surrogate_parameters(kernel_width: float, alpha: float) -> None:
+    """The LIME kernel width must be a number > 0 and the ridge penalty a number >= 0."""
+    if not isinstance(kernel_width, int | float) or isinstance(kernel_width, bool) or kernel_width <= 0:
+        raise InputError(f"expected a float > 0, got {kernel_width!r}", argument="kernel_width")
+    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
+        raise InputError(f"expected a float >= 0, got {alpha!r}", argument="alpha")
+
+
 def fit_surrogate(
     kept: np.ndarray, scores: np.ndarray, weights: np.ndarray, alpha: float
 ) -> tuple[np.ndarray, float, float]:
@@ -99,10 +107,7 @@ def lime(
     require(adapter, Capability.MASK, "lime")
     check_positive(n_samples, "n_samples")
     seed = check_seed(seed)
-    if not isinstance(kernel_width, int | float) or isinstance(kernel_width, bool) or kernel_width <= 0:
-        raise InputError(f"expected a float > 0, got {kernel_width!r}", argument="kernel_width")
-    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
-        raise InputError(f"expected a float >= 0, got {alpha!r}", argument="alpha")
+    check_surrogate_parameters(kernel_width, alpha)
     if output not in ("score", "probability"):
         raise InputError(f"expected 'score' or 'probability', got {output!r}", argument="output")
     names = chosen_modalities(adapter, modalities)
