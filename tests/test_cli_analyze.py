@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -48,3 +49,36 @@ def test_analyze_errors_and_sparse_write_their_results(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     path = SparsePath.from_dict(json.loads(out.read_text()))
     assert len(path.lambdas) == 8 and "top features per class" in result.output
+
+
+def test_analyze_emap_splits_the_logits_of_a_sample_of_points(tmp_path: Path) -> None:
+    from multiviz.methods.emap import EMAPResult
+
+    checkpoint = small_checkpoint(tmp_path / "model")
+    out = tmp_path / "emap.json"
+    command = ["analyze", "emap", str(checkpoint), "--points", "12", "--batch-size", "50"]
+    command += ["--output", str(out)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "interactive share" in result.output and "additive projection agrees" in result.output
+    emap = EMAPResult.from_json(out.read_text())
+    assert emap.labels is not None and len(emap.labels) == 12
+    # the 12 points are the seeded draw from the test split; rebuild their 12 x 12 grid with plain torch and
+    # compare UC with the closed form UC_i = mean_j M(x1_i, x2_j) + mean_j M(x1_j, x2_i) - mean_ij M
+    from multiviz.data.dime_synthetic import make_dime_synthetic
+    from multiviz.training import load_checkpoint
+
+    test = make_dime_synthetic(n_points=3000, seed=1).split("test")
+    rows = torch.randperm(len(test["label"]), generator=torch.Generator().manual_seed(0))[:12].sort().values
+    model = load_checkpoint(checkpoint).model.double()
+    x1, x2 = test["x1"][rows].double(), test["x2"][rows].double()
+    with torch.no_grad():
+        grid = model(x1=x1.repeat_interleave(12, 0), x2=x2.repeat(12, 1)).reshape(12, 12, -1).numpy()
+    expected = grid.mean(1) + grid.mean(0) - grid.mean((0, 1))
+    np.testing.assert_allclose(emap.full_logits, np.einsum("iic->ic", grid), atol=1e-5)
+    np.testing.assert_allclose(emap.unimodal_logits, expected, atol=1e-5)
+    np.testing.assert_allclose(emap.interaction_logits, emap.full_logits - expected, atol=1e-5)
+    assert emap.labels == test["label"][rows].tolist()
+    assert EMAPResult.from_json(out.read_text()) == emap
+    bad = runner.invoke(app, ["analyze", "emap", str(checkpoint), "--points", "1"])
+    assert bad.exit_code == 2 and "points" in bad.output

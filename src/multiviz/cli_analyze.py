@@ -1,4 +1,4 @@
-"""``multiviz analyze``: stage R and P analyses of a trained checkpoint (``sparse``, ``errors``, ``global``).
+"""``multiviz analyze``: analyses of a trained checkpoint (``emap``, ``sparse``, ``errors``, ``global``).
 
 The checkpoint's training metadata names its data set; the commands rebuild it, read the penultimate
 features split by split, call the library, print tables and optionally write the JSON result.
@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # torch is imported by the commands, so that `multiviz --help
     import torch
 
 analyze_app = typer.Typer(
-    help="Stage R and P analyses of a trained checkpoint (sparse linear model, error analysis, global "
-    "analysis of a hidden feature).",
+    help="Analyses of a trained checkpoint: how multimodal it is (EMAP, stage C), the sparse linear model "
+    "(P), error analysis and the global analysis of a hidden feature (R).",
     no_args_is_help=True,
 )
 console = Console()
@@ -217,6 +217,49 @@ def global_(
             atoms = [_top_atom(explanation, rank) for explanation in explanations.values()]
             table.add_row(str(rank + 1), str(row), f"{value:+.4g}", str(int(labels[row])), *atoms)
         console.print(table)
+    if output is not None:
+        atomic_write_text(output, result.to_json())
+        console.print(f"wrote {output}")
+
+
+@analyze_app.command("emap")
+def emap_(
+    checkpoint: Checkpoint,
+    split: Annotated[str, typer.Option(help="The split the datapoints are drawn from.")] = "test",
+    points: Annotated[int, typer.Option(help="N: datapoints in the sample set (N x N grid).")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the draw of the N datapoints.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Grid rows per forward pass.")] = 1024,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    output: Annotated[Path | None, typer.Option(help="Write the EMAPResult JSON here.")] = None,
+) -> None:
+    """Is the model multimodal? EMAP (stage C): the additive part of its logits and the interactive share."""
+    import torch
+
+    from multiviz.cli_features import check_split, exit_2_on_bad_input, load_training_data
+    from multiviz.methods import emap
+
+    with exit_2_on_bad_input():
+        adapter, data = load_training_data(checkpoint, device)
+        check_split(data, split)
+        size = data.size(split)
+        if isinstance(points, bool) or points < 2 or points > size:
+            raise InputError(f"expected 2 <= points <= {size:,} (the size of {split!r})", argument="points")
+        chosen = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:points].sort().values
+        rows = data.batch(split, chosen)
+        keep = [m.name for m in adapter.modalities] + ["label"]
+        batch = {key: value for key, value in rows.items() if key in keep}
+        result = emap(adapter, batch, batch_size=batch_size, show_progress=True)
+    console.print(
+        f"EMAP on {points} '{split}' points ({points * points:,} grid rows): interactive share of the "
+        f"predicted logit {result.interactive_share:.1%} (var MI / var M over the points: 0 for an additive "
+        "model; above 100 % when the additive and interactive parts pull against each other)"
+    )
+    console.print(f"the additive projection agrees with the model on {result.agreement:.1%} of the points")
+    if result.accuracy is not None and result.additive_accuracy is not None:
+        console.print(
+            f"accuracy against the labels: model {result.accuracy:.1%}, additive projection "
+            f"{result.additive_accuracy:.1%}"
+        )
     if output is not None:
         atomic_write_text(output, result.to_json())
         console.print(f"wrote {output}")
