@@ -1,4 +1,4 @@
-"""Drawing stage-U results: one function per modality kind, each returning a figure (or HTML).
+"""Drawing results: stage U (one function per modality kind) and stage C (interaction maps, DIME).
 
 Methods never draw; these functions take an :class:`multiviz.Attribution` (plus the raw input where
 the picture needs it) and return a ``matplotlib.figure.Figure`` built without pyplot (no global state,
@@ -8,7 +8,17 @@ Needs matplotlib (the ``explain`` extra).
 
 from multiviz.plot.bars import vector_bars
 from multiviz.plot.image import atom_map, image_heatmap
+from multiviz.plot.interactions import disentanglement_bars, interaction_heatmap
 from multiviz.plot.sequence import timeseries_heatmap
 from multiviz.plot.text import text_figure, text_html
 
-__all__ = ["atom_map", "image_heatmap", "text_figure", "text_html", "timeseries_heatmap", "vector_bars"]
+__all__ = [
+    "atom_map",
+    "disentanglement_bars",
+    "image_heatmap",
+    "interaction_heatmap",
+    "text_figure",
+    "text_html",
+    "timeseries_heatmap",
+    "vector_bars",
+]
