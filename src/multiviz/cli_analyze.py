@@ -111,9 +111,7 @@ def sparse(
             str(class_id), ", ".join(f"z{j}: {w:+.3f}" for j, w in path.top_features(class_id, top))
         )
     console.print(table)
-    if output is not None:
-        atomic_write_text(output, path.to_json())
-        console.print(f"wrote {output}")
+    _write_json(output, path)
 
 
 @analyze_app.command("errors")
@@ -158,9 +156,7 @@ def errors(
         outcome.add_row(strategy, f"{pool_wrong[rows].mean():.1%}")
     outcome.add_row("(whole pool)", f"{pool_wrong.mean():.1%}", style="dim")
     console.print(outcome)
-    if output is not None:
-        atomic_write_text(output, result.to_json())
-        console.print(f"wrote {output}")
+    _write_json(output, result)
 
 
 @analyze_app.command("global")
@@ -217,9 +213,7 @@ def global_(
             atoms = [_top_atom(explanation, rank) for explanation in explanations.values()]
             table.add_row(str(rank + 1), str(row), f"{value:+.4g}", str(int(labels[row])), *atoms)
         console.print(table)
-    if output is not None:
-        atomic_write_text(output, result.to_json())
-        console.print(f"wrote {output}")
+    _write_json(output, result)
 
 
 @analyze_app.command("emap")
@@ -260,6 +254,11 @@ def emap_(
             f"accuracy against the labels: model {result.accuracy:.1%}, additive projection "
             f"{result.additive_accuracy:.1%}"
         )
+    _write_json(output, result)
+
+
+def _write_json(output: Path | None, result: Any) -> None:
+    """Write ``result``'s JSON to ``output`` atomically (nothing half-written), when one is given."""
     if output is not None:
         atomic_write_text(output, result.to_json())
         console.print(f"wrote {output}")
