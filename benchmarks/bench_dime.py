@@ -42,7 +42,7 @@ DESCRIPTION = (
 )
 SEED = 0
 KERNEL_WIDTH = 0.25
-ALPHA = 1.0
+RIDGE = 1.0
 BATCH_SIZE = 1024
 
 
@@ -64,7 +64,7 @@ def _ours(
         n_reference=len(sample["image"]),
         n_samples=s,
         kernel_width=KERNEL_WIDTH,
-        alpha=ALPHA,
+        ridge=RIDGE,
         batch_size=BATCH_SIZE,
         seed=SEED,
         update_sample_set=True,
@@ -106,8 +106,8 @@ def _reference(
         uni[index] = avg1 + avg2 - avg12
         multi[index] = copied[k][k] - uni[index]
     kernel = lime_kernel(kept, KERNEL_WIDTH)
-    unimodal = fit_surrogate(kept, uni[:, target], kernel, ALPHA)[0]
-    interaction = fit_surrogate(kept, multi[:, target], kernel, ALPHA)[0]
+    unimodal = fit_surrogate(kept, uni[:, target], kernel, RIDGE)[0]
+    interaction = fit_surrogate(kept, multi[:, target], kernel, RIDGE)[0]
     return np.stack([unimodal, interaction])
 
 

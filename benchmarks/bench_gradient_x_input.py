@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmarks.harness import BenchmarkResult, Case, benchmark, measure
 from benchmarks.models import dime_mlp, image_question
-from multiviz import Attribution, TorchAdapter, gradient_x_input
+from multiviz import Attributions, TorchAdapter, gradient_x_input
 from multiviz.adapters import Batch
 
 NAME = "gradient_x_input_batched"
@@ -35,10 +35,10 @@ def run(quick: bool) -> BenchmarkResult:
 def _case(label: str, adapter: TorchAdapter, batch: Batch) -> Case:
     size = adapter.batch_size(batch)
 
-    def batched() -> dict[str, Attribution]:
+    def batched() -> Attributions:
         return gradient_x_input(adapter, batch, "predicted")
 
-    def looped() -> list[dict[str, Attribution]]:
+    def looped() -> list[Attributions]:
         return [
             gradient_x_input(adapter, {k: v[i : i + 1] for k, v in batch.items()}, "predicted")
             for i in range(size)

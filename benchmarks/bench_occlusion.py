@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.harness import BenchmarkResult, Case, benchmark, measure
 from benchmarks.models import dime_mlp, image_question
-from multiviz import Attribution, TorchAdapter, occlusion
+from multiviz import Attributions, TorchAdapter, occlusion
 from multiviz.masking import baseline_values
 
 NAME = "occlusion_batched"
@@ -60,7 +60,7 @@ def run(quick: bool) -> BenchmarkResult:
 
 
 def _case(label: str, adapter: TorchAdapter, batch: dict[str, torch.Tensor], name: str, size: int) -> Case:
-    def ours() -> dict[str, Attribution]:
+    def ours() -> Attributions:
         return occlusion(adapter, batch, "predicted", modalities=[name])  # default batch_size
 
     timing = measure(ours, repeats=3)

@@ -116,7 +116,9 @@ def test_unknown_kind_and_baseline():
 
 def test_gradient_method_on_a_black_box_names_a_perturbation_method(tiny_batch):
     adapter = FunctionAdapter(lambda b: b["v"] @ torch.ones(5, 2), [Modality("v", "vector")], num_classes=2)
-    with pytest.raises(CapabilityError, match=r"'gradient_x_input' needs gradients.*such as 'occlusion'"):
+    with pytest.raises(
+        CapabilityError, match=r"'gradient_x_input' needs the 'gradients' capability.*supports: .*'occlusion'"
+    ):
         gradient_x_input(adapter, {"v": torch.randn(3, 5)})
     v = torch.randn(3, 5)
     # both logits are sum(v): occluding feature i (setting it to 0) drops the target logit by v_i

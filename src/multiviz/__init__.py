@@ -25,16 +25,19 @@ from multiviz.methods import (
     shapley_interaction,
     smoothgrad,
 )
-from multiviz.methods.emap import EMAPResult
-from multiviz.methods.masking_rounds import MaskingRounds
 from multiviz.methods.shapley_interaction import ShapleyInteractions
 from multiviz.modality import Modality, ModalityKind
 from multiviz.registry import get_method, list_methods
 from multiviz.results import (
     Attribution,
+    Attributions,
     Disentanglement,
+    EMAPResult,
     InteractionMap,
+    MaskingRounds,
     ModalitySummary,
+    Result,
+    result_from_bytes,
     result_from_dict,
 )
 from multiviz.training import load_checkpoint
@@ -45,6 +48,7 @@ __all__ = [
     "Adapter",
     "AtomLayout",
     "Attribution",
+    "Attributions",
     "Capability",
     "CapabilityError",
     "CheckpointError",
@@ -60,6 +64,7 @@ __all__ = [
     "ModalityKind",
     "ModalitySummary",
     "MultivizError",
+    "Result",
     "ShapleyInteractions",
     "Superpixels",
     "TextTokens",
@@ -81,6 +86,7 @@ __all__ = [
     "masking_rounds",
     "modality_summary",
     "occlusion",
+    "result_from_bytes",
     "result_from_dict",
     "saliency",
     "second_order_gradient",

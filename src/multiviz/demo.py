@@ -8,6 +8,7 @@ CLI draws it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class DemoReport:
     predicted: int
     probability: float
     inputs: dict[str, list[float]]
-    attributions: dict[str, Attribution]
+    attributions: Mapping[str, Attribution]
     ground_truth: dict[str, float]
 
 

@@ -12,12 +12,27 @@ iterable itself, so the loop runs with no overhead at all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 Item = TypeVar("Item")
+
+_SHOW = ContextVar("multiviz_show_progress", default=False)
+
+
+@contextmanager
+def showing_progress(show: bool) -> Iterator[None]:
+    """Within the block, :func:`track` draws its bar even when the caller passed ``show=False``: the
+    method layer sets this from every method's ``show_progress``, so a method's loops need not pass it."""
+    token = _SHOW.set(bool(show) or _SHOW.get())
+    try:
+        yield
+    finally:
+        _SHOW.reset(token)
 
 
 def progress_bar(*, unit: str = "", console: Console | None = None, show: bool = True) -> Progress:
@@ -46,8 +61,9 @@ def track(
     show: bool = False,
     console: Console | None = None,
 ) -> Iterable[Item]:
-    """``items`` with a progress bar advanced once per item (``show=True``), or ``items`` unchanged."""
-    if not show:
+    """``items`` with a progress bar advanced once per item (``show=True``, or inside
+    :func:`showing_progress`), or ``items`` unchanged."""
+    if not (show or _SHOW.get()):
         return items
     return _tracked(items, total, description, unit, console)
 

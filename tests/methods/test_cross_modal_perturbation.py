@@ -57,14 +57,14 @@ def test_additive_model_has_zero_map(additive_adapter):
     assert np.abs(result.values).max() < 1e-12
     # the LIME form is exact for models of its surrogate's form, e.g. linear and additive (conftest)
     lime = cross_modal_perturbation(
-        additive_adapter, _vectors(), 1, modality_a="x1", modality_b="x2", estimator="lime", alpha=0.0
+        additive_adapter, _vectors(), 1, modality_a="x1", modality_b="x2", estimator="lime", ridge=0.0
     )
     assert np.abs(lime.values).max() < 1e-9
 
 
 def test_lime_form_recovers_the_pairs_and_is_seeded():
     adapter, batch = bilinear_adapter(), _vectors(2)
-    options = {"modality_a": "x1", "modality_b": "x2", "estimator": "lime", "alpha": 0.0, "n_samples": 300}
+    options = {"modality_a": "x1", "modality_b": "x2", "estimator": "lime", "ridge": 0.0, "n_samples": 300}
     result = cross_modal_perturbation(adapter, batch, 0, seed=4, **options)
     planted = _planted(adapter, batch)
     assert np.abs(result.values - planted).max() < 1e-6 * np.abs(planted).max()
@@ -73,7 +73,7 @@ def test_lime_form_recovers_the_pairs_and_is_seeded():
     assert np.array_equal(again.values, result.values)
     assert result.parameters["seed"] == 4 and result.parameters["n_samples"] == 300
     # with a ridge penalty and another seed the estimate moves (the seed is used)
-    ridge = {**options, "alpha": 1.0}
+    ridge = {**options, "ridge": 1.0}
     assert not np.array_equal(
         cross_modal_perturbation(adapter, batch, 0, seed=1, **ridge).values,
         cross_modal_perturbation(adapter, batch, 0, seed=2, **ridge).values,
@@ -126,8 +126,8 @@ def test_bad_inputs_name_the_argument(tiny_adapter, tiny_batch):
         call(estimator="shapley")
     with pytest.raises(InputError, match=r"argument 'batch_size'"):
         call(batch_size=0)
-    with pytest.raises(InputError, match=r"argument 'alpha'"):
-        call(estimator="lime", alpha=-1.0)
+    with pytest.raises(InputError, match=r"argument 'ridge'"):
+        call(estimator="lime", ridge=-1.0)
     empty = dict(tiny_batch, question=torch.tensor([[2, 3, 0], [2, 3, 0], [2, 0, 0]]))
     with pytest.raises(InputError, match=r"modality 'question'.*no tokens besides special tokens"):
         cross_modal_perturbation(tiny_adapter, empty, 0, modality_a="question", modality_b="image")

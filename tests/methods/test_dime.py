@@ -63,13 +63,13 @@ def _weights(result) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
 def test_bilinear_weights_are_exact(algorithm_1: bool) -> None:
     model = Bilinear()
     batch = vector_batch(6)
-    result = dime(vector_adapter(model), batch, n_samples=SAMPLES, alpha=0.0, update_sample_set=algorithm_1)
+    result = dime(vector_adapter(model), batch, n_samples=SAMPLES, ridge=0.0, update_sample_set=algorithm_1)
     with torch.no_grad():
         predicted = model(batch["x1"], batch["x2"]).argmax(1)
     expected = _bilinear_weights(model, batch["x1"], batch["x2"], batch, predicted, algorithm_1)
     for key, weights in _weights(result).items():
         np.testing.assert_allclose(weights, expected[key], atol=1e-9, err_msg=key)
-    assert result.unimodal["x1"].extras["added_to_sample_set"] == [False] * 6
+    assert result.extras["added_to_sample_set"] == [False] * 6
     assert result.uninformative == [False] * 6
     assert result.parameters["n_samples"] == SAMPLES
 
@@ -80,7 +80,7 @@ def test_uc_plus_mi_reproduces_the_logit() -> None:
     model = Bilinear()
     batch = vector_batch(5)
     adapter = vector_adapter(model)
-    result = dime(adapter, batch, target=1, n_samples=SAMPLES, alpha=0.0)
+    result = dime(adapter, batch, target=1, n_samples=SAMPLES, ridge=0.0)
     with torch.no_grad():
         for name, other in (("x1", "x2"), ("x2", "x1")):
             masked = {name: torch.zeros_like(batch[name]), other: batch[other]}
@@ -97,7 +97,7 @@ def test_uc_plus_mi_reproduces_the_logit() -> None:
 def test_additive_model_has_zero_mi() -> None:
     model = NonlinearAdditive()
     batch = vector_batch(5)
-    result = dime(vector_adapter(model), batch, n_samples=SAMPLES, alpha=0.0)
+    result = dime(vector_adapter(model), batch, n_samples=SAMPLES, ridge=0.0)
     for name in ("x1", "x2"):
         np.testing.assert_allclose(result.interaction[name].weights, 0.0, atol=1e-10)
     x1 = batch["x1"]
@@ -115,7 +115,7 @@ def test_three_modalities_additive_model(tuples: int) -> None:
     model = NonlinearAdditive(dims)
     batch = vector_batch(5, dims)
     result = dime(
-        vector_adapter(model, dims), batch, n_samples=SAMPLES, alpha=0.0, n_expectation_samples=tuples
+        vector_adapter(model, dims), batch, n_samples=SAMPLES, ridge=0.0, n_expectation_samples=tuples
     )
     with torch.no_grad():
         classes = model(**batch).argmax(1)
@@ -135,8 +135,8 @@ def test_missing_point_is_added_to_the_sample_set() -> None:
     point = vector_batch(2, seed=4)
     inside = {key: value[1:2] for key, value in reference.items()}
     batch = {key: torch.cat([point[key], inside[key]]) for key in point}
-    result = dime(vector_adapter(model), batch, sample_set=reference, n_samples=SAMPLES, alpha=0.0)
-    extras = result.unimodal["x1"].extras
+    result = dime(vector_adapter(model), batch, sample_set=reference, n_samples=SAMPLES, ridge=0.0)
+    extras = result.extras
     assert extras["added_to_sample_set"] == [True, True, False]
     assert extras["sample_set_size"] == [5, 5, 4]
     with torch.no_grad():
@@ -157,9 +157,9 @@ def test_missing_point_is_added_to_the_sample_set() -> None:
 def test_subsampled_sample_set_and_reference_size() -> None:
     model = Bilinear()
     batch = vector_batch(7)
-    result = dime(vector_adapter(model), batch, n_reference=4, n_samples=SAMPLES, alpha=0.0)
-    sizes = result.unimodal["x1"].extras["sample_set_size"]
-    added = result.unimodal["x1"].extras["added_to_sample_set"]
+    result = dime(vector_adapter(model), batch, n_reference=4, n_samples=SAMPLES, ridge=0.0)
+    sizes = result.extras["sample_set_size"]
+    added = result.extras["added_to_sample_set"]
     assert sum(added) == 3
     assert sizes == [5 if flag else 4 for flag in added]
 
@@ -194,7 +194,7 @@ def test_feature_target() -> None:
         model, [Modality("x1", "vector", shape=(4,)), Modality("x2", "vector", shape=(3,))]
     )
     batch = vector_batch(5)
-    result = dime(adapter, batch, target=("feature", 2), n_samples=SAMPLES, alpha=0.0)
+    result = dime(adapter, batch, target=("feature", 2), n_samples=SAMPLES, ridge=0.0)
     expected = _bilinear_weights(model.inner, batch["x1"], batch["x2"], batch, torch.full((5,), 2))
     for key, weights in _weights(result).items():
         np.testing.assert_allclose(weights, expected[key], atol=1e-9, err_msg=key)

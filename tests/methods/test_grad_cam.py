@@ -137,11 +137,11 @@ def test_bad_layers_and_adapters_are_named(tiny_adapter, tiny_batch):
             grid=(3, 3),
         )
     with pytest.raises(InputError, match=r"modality 'question'.*explains images"):
-        grad_cam(tiny_adapter, tiny_batch, 0, layer="image_encoder.0", modality="question")
+        grad_cam(tiny_adapter, tiny_batch, 0, layer="image_encoder.0", modalities=["question"])
     black_box = FunctionAdapter(
         lambda b: b["image"].mean((2, 3)), [Modality("image", "image")], num_classes=3
     )
-    with pytest.raises(CapabilityError, match="such as 'occlusion'"):
+    with pytest.raises(CapabilityError, match="needs the 'layers' capability.*'occlusion'"):
         grad_cam(black_box, {"image": torch.rand(1, 3, 8, 8)}, 0, layer="x")
     result = grad_cam(tiny_adapter, tiny_batch, 0, layer="image_encoder.1")["image"]
     assert result.weights.shape == (3, 4) and np.all(result.weights >= 0)

@@ -156,7 +156,7 @@ def test_randomising_the_model_changes_integrated_gradients(tiny64):
 @pytest.mark.parametrize("method", [saliency, integrated_gradients, smoothgrad])
 def test_black_box_adapter_is_pointed_to_a_perturbation_method(method):
     adapter = FunctionAdapter(lambda b: b["v"] @ torch.ones(5, 2), [Modality("v", "vector")], num_classes=2)
-    with pytest.raises(CapabilityError, match=r"needs gradients.*such as 'occlusion'"):
+    with pytest.raises(CapabilityError, match=r"needs the 'gradients' capability.*supports: .*'occlusion'"):
         method(adapter, {"v": torch.randn(2, 5)})
 
 

@@ -146,15 +146,15 @@ def test_the_decision_rule_needs_the_class_kept_a_small_change_and_a_used_modali
 
 
 def test_batched_equals_unbatched_ragged_text_feature_targets_and_json(tiny_adapter, tiny_batch):
-    together = masking_rounds(tiny_adapter, tiny_batch, "label", text="question", image="image")
+    together = masking_rounds(tiny_adapter, tiny_batch, "label", modality_a="question", modality_b="image")
     assert together.roles == {"text": "question", "image": "image"}
     for b in range(3):
         alone = masking_rounds(
             tiny_adapter,
             {k: v[b : b + 1] for k, v in tiny_batch.items()},
             "label",
-            text="question",
-            image="image",
+            modality_a="question",
+            modality_b="image",
         )
         np.testing.assert_allclose(alone.gradient_norms[0], together.gradient_norms[b], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(alone.partial_similarity[0], together.partial_similarity[b], rtol=1e-5)
@@ -164,7 +164,9 @@ def test_batched_equals_unbatched_ragged_text_feature_targets_and_json(tiny_adap
     assert [len(row) for row in together.bimodal_atoms] == [2, 1, 2]
     back = result_from_dict(json.loads(together.to_json()))
     assert isinstance(back, MaskingRounds) and back == together
-    feature = masking_rounds(tiny_adapter, tiny_batch, ("feature", 3), text="question", image="image")
+    feature = masking_rounds(
+        tiny_adapter, tiny_batch, ("feature", 3), modality_a="question", modality_b="image"
+    )
     with torch.no_grad():
         expected = tiny_adapter.features(tiny_batch)[:, 3].double().numpy()
     np.testing.assert_allclose(feature.target_score[:, 0], expected, rtol=1e-5)
@@ -180,10 +182,10 @@ def test_infinite_relative_change_survives_json():
 
 def test_bad_inputs_name_the_argument(tiny_adapter, tiny_batch):
     adapter = adapter_of("bilinear")
-    with pytest.raises(InputError, match="argument 'text': unknown modality 'words'"):
-        masking_rounds(adapter, vectors(), text="words", image="image")
+    with pytest.raises(InputError, match="argument 'modality_a': unknown modality 'words'"):
+        masking_rounds(adapter, vectors(), modality_a="words", modality_b="image")
     with pytest.raises(InputError, match="two different modalities"):
-        masking_rounds(adapter, vectors(), text="image", image="image")
+        masking_rounds(adapter, vectors(), modality_a="image", modality_b="image")
     with pytest.raises(InputError, match="has 3 modalities"):
         masking_rounds(tiny_adapter, tiny_batch)
     with pytest.raises(InputError, match="relative_norm_tolerance"):
@@ -200,7 +202,7 @@ def test_bad_inputs_name_the_argument(tiny_adapter, tiny_batch):
 
 
 def test_text_gradient_norms_cover_the_words_only(tiny_adapter, tiny_batch):
-    result = masking_rounds(tiny_adapter, tiny_batch, 1, text="question", image="image")
+    result = masking_rounds(tiny_adapter, tiny_batch, 1, modality_a="question", modality_b="image")
     embedded = {k: v.detach().clone().requires_grad_(True) for k, v in tiny_adapter.embed(tiny_batch).items()}
     score = tiny_adapter.logits_from_embeddings(embedded, tiny_batch)[:, 1].sum()
     text_grad, image_grad = torch.autograd.grad(score, [embedded["question"], embedded["image"]])

@@ -32,7 +32,11 @@ def test_additive_model_shares_and_masked_scores_are_closed_form(additive_adapte
 def test_given_attributions_are_reused_and_checked(tiny_adapter, tiny_batch):
     attributions = gradient_x_input(tiny_adapter, tiny_batch, 1)
     summary = modality_summary(tiny_adapter, tiny_batch, 1, attributions=attributions)
-    assert summary.method == "gradient_x_input" and summary.modalities == ["image", "question", "vector"]
+    assert summary.parameters["method"] == "gradient_x_input" and summary.modalities == [
+        "image",
+        "question",
+        "vector",
+    ]
     mass = [np.nansum(np.abs(attributions[m].weights), axis=1) for m in summary.modalities]
     np.testing.assert_allclose(summary.share[:, 1], mass[1] / sum(mass), rtol=1e-12)
     with pytest.raises(InputError, match="explains targets"):

@@ -48,7 +48,7 @@ def test_lime_recovers_the_weights_of_a_model_linear_in_the_atoms():
     adapter = wide_additive()
     model = adapter.model
     batch = {"x1": torch.randn(3, 12, dtype=torch.float64), "x2": torch.randn(3, 3, dtype=torch.float64)}
-    result = lime(adapter, batch, 2, n_samples=400, alpha=0.0)
+    result = lime(adapter, batch, 2, n_samples=400, ridge=0.0)
     for name, w in (("x1", model.w1[2]), ("x2", model.w2[2])):
         expected = (batch[name] * w).detach().numpy()
         assert np.abs(result[name].weights - expected).max() / np.abs(expected).max() < 1e-3

@@ -32,7 +32,7 @@ def test_cross_modal_maps_of_a_penultimate_feature_are_that_features_interaction
     assert not np.allclose(feature.values[0], w, rtol=0.1)
     perturbation = cross_modal_perturbation(adapter, batch, ("feature", 0), **pair)
     np.testing.assert_allclose(perturbation.values, x1[:, :, None] * v[None] * x2[:, None, :], rtol=1e-10)
-    lime = cross_modal_perturbation(adapter, batch, ("feature", 1), **pair, estimator="lime", alpha=0.0)
+    lime = cross_modal_perturbation(adapter, batch, ("feature", 1), **pair, estimator="lime", ridge=0.0)
     np.testing.assert_allclose(lime.values, x1[:, :, None] * w[None] * x2[:, None, :], rtol=1e-6)
 
 

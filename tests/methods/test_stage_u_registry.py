@@ -10,7 +10,7 @@ STAGE_U = {
     "gradient_x_input": {Capability.GRADIENTS},
     "integrated_gradients": {Capability.GRADIENTS, Capability.MASK},
     "smoothgrad": {Capability.GRADIENTS},
-    "grad_cam": {Capability.LOGITS},
+    "grad_cam": {Capability.LAYERS},
     "lime": {Capability.LOGITS, Capability.MASK},
     "kernel_shap": {Capability.LOGITS, Capability.MASK},
     "occlusion": {Capability.LOGITS, Capability.MASK},

@@ -185,7 +185,8 @@ def test_distinct_images_are_computed_once_with_the_same_values():
     rows = torch.tensor([2, 0, 2, 1, 0, 0])
     distinct, index = _distinct_rows(images[rows])
     assert distinct.shape[0] == 3 and torch.equal(distinct[index], images[rows])
-    assert torch.equal(cnn(images[rows]), cnn(images)[rows])
+    # the same values up to float64 rounding: a convolution's kernel may depend on the batch size
+    assert torch.allclose(cnn(images[rows]), cnn(images)[rows], rtol=1e-12, atol=1e-14)
     # With input gradients (explanations) every row is computed and gets its own gradient.
     repeated = images[rows].clone().requires_grad_(True)
     cnn(repeated).sum().backward()

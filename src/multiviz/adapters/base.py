@@ -33,6 +33,9 @@ class Capability(StrEnum):
     #: the model factors as ``head(fuse(encoder_1(x_1), ..., encoder_K(x_K)))``: each modality can be
     #: encoded once and the fusion head evaluated on pairs (``encode_modality``, ``logits_from_encodings``)
     ENCODE = "encode"
+    #: the adapter wraps a :class:`torch.nn.Module` (its ``model`` attribute) whose named layers can be
+    #: hooked: Grad-CAM reads a layer's activations and gradients
+    LAYERS = "layers"
 
 
 @runtime_checkable
@@ -89,6 +92,53 @@ class Adapter(Protocol):
         ...
 
 
+@runtime_checkable
+class EncodingAdapter(Adapter, Protocol):
+    """An adapter of a model that factors as ``head(fuse(encoder_1(x_1), ..., encoder_K(x_K)))``
+    (:attr:`Capability.ENCODE`): each modality can be encoded once and the fusion head evaluated on any
+    combination of encodings. DIME and EMAP use it to pair N datapoints without N^2 encoder passes."""
+
+    def encode_modality(self, batch: Batch, modality: str) -> Tensor:
+        """The encoder output of one modality ``[B, d]``; only ``batch[modality]`` is read."""
+        ...
+
+    def logits_from_encodings(self, encodings: Mapping[str, Tensor]) -> Tensor:
+        """Logits from one encoding per modality (rows aligned), equal to :meth:`logits` of the inputs."""
+        ...
+
+
+@runtime_checkable
+class SeparableModel(Protocol):
+    """A model that factors into per-modality encoders and a fusion head, as
+    :class:`multiviz.models.FusionClassifier` does; :class:`multiviz.TorchAdapter` then offers
+    :attr:`Capability.ENCODE`. ``is_separable`` is False when a subclass changed ``forward`` so that
+    the factorisation no longer describes it."""
+
+    modality_names: list[str]
+
+    @property
+    def is_separable(self) -> bool: ...
+
+    def encode_modality(self, name: str, inputs: Tensor) -> Tensor: ...
+
+    def logits_from_encodings(self, encodings: Sequence[Tensor]) -> Tensor: ...
+
+
+def encoding_adapter(adapter: Adapter) -> EncodingAdapter | None:
+    """``adapter`` as an :class:`EncodingAdapter` when it has :attr:`Capability.ENCODE`, else None."""
+    if Capability.ENCODE in adapter.capabilities and isinstance(adapter, EncodingAdapter):
+        return adapter
+    return None
+
+
+def layered_model(adapter: Adapter) -> torch.nn.Module:
+    """The ``nn.Module`` behind an adapter with :attr:`Capability.LAYERS`."""
+    model = getattr(adapter, "model", None)
+    if Capability.LAYERS not in adapter.capabilities or not isinstance(model, torch.nn.Module):
+        raise CapabilityError(f"{type(adapter).__name__} exposes no PyTorch model with named layers")
+    return model
+
+
 def modality_by_name(modalities: Sequence[Modality], name: str, argument: str = "modality") -> Modality:
     """The modality called ``name``; an :class:`InputError` listing the known names otherwise."""
     for modality in modalities:
@@ -96,19 +146,3 @@ def modality_by_name(modalities: Sequence[Modality], name: str, argument: str = 
             return modality
     known = ", ".join(repr(m.name) for m in modalities)
     raise InputError(f"unknown modality {name!r}; this model has: {known}", argument=argument)
-
-
-def require(adapter: Adapter, capability: Capability, method: str) -> None:
-    """Raise :class:`CapabilityError` when ``adapter`` lacks ``capability`` needed by ``method``."""
-    if capability in adapter.capabilities:
-        return
-    if capability is Capability.GRADIENTS:
-        raise CapabilityError(
-            f"'{method}' needs gradients, but {type(adapter).__name__} has no differentiable inputs "
-            f"(capabilities: {sorted(c.value for c in adapter.capabilities)}). Use a perturbation method "
-            "instead, such as 'occlusion', which needs only logits and masking."
-        )
-    raise CapabilityError(
-        f"'{method}' needs the '{capability.value}' capability, which {type(adapter).__name__} lacks "
-        f"(capabilities: {sorted(c.value for c in adapter.capabilities)})."
-    )

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from multiviz.adapters.base import Batch, Capability
+from multiviz.adapters.base import Batch, Capability, SeparableModel
 from multiviz.adapters.common import ModalityAdapterBase
 from multiviz.errors import CapabilityError, InputError
 from multiviz.modality import Modality
@@ -86,7 +86,7 @@ class TorchAdapter(ModalityAdapterBase):
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        caps = {Capability.LOGITS, Capability.MASK, Capability.FEATURES}
+        caps = {Capability.LOGITS, Capability.MASK, Capability.FEATURES, Capability.LAYERS}
         if all(not m.modality_kind.is_discrete or m.name in self.embedding_modules for m in self.modalities):
             caps.add(Capability.GRADIENTS)
         if self._separable_model() is not None:
@@ -181,33 +181,31 @@ class TorchAdapter(ModalityAdapterBase):
         """
         model = self._require_separable()
         self.modality(modality)
-        return model.encoders[self.arguments[modality]](batch[modality])
+        return model.encode_modality(self.arguments[modality], batch[modality])
 
     def logits_from_encodings(self, encodings: Mapping[str, Tensor]) -> Tensor:
-        """Logits from one encoding per modality (rows aligned): ``head(body(fuse(...)))``, equal to
-        :meth:`logits` of the inputs the encodings came from."""
+        """Logits from one encoding per modality (rows aligned), equal to :meth:`logits` of the inputs
+        the encodings came from."""
         model = self._require_separable()
-        vectors = [encodings[self._modality_of_argument[argument]] for argument in model.modality_names]
-        return model.head(model.body(model.fuse(vectors)))
+        of_argument = {self.arguments[m.name]: m.name for m in self.modalities}
+        return model.logits_from_encodings([encodings[of_argument[a]] for a in model.modality_names])
 
     # -- internals -------------------------------------------------------------------------------------
-    def _separable_model(self) -> Any | None:
-        """The model if it is a :class:`multiviz.models.FusionClassifier` that keeps its ``forward``
-        (encoders, then fusion, body and head) and takes exactly the modalities; otherwise None."""
-        from multiviz.models.fusion import FusionClassifier
-
+    def _separable_model(self) -> SeparableModel | None:
+        """The model if it is a :class:`SeparableModel` (encoders, then a fusion head, e.g. a
+        :class:`multiviz.models.FusionClassifier` that keeps its ``forward``) whose inputs are exactly
+        the modalities, with no output function or extra arguments in between; otherwise None."""
         model = self.model
-        if not isinstance(model, FusionClassifier) or type(model).forward is not FusionClassifier.forward:
+        if not isinstance(model, SeparableModel) or not model.is_separable:
             return None
         if self.output is not None or self.extra_arguments:
             return None
         arguments = [self.arguments[m.name] for m in self.modalities]
         if sorted(arguments) != sorted(model.modality_names):
             return None
-        self._modality_of_argument = {self.arguments[m.name]: m.name for m in self.modalities}
         return model
 
-    def _require_separable(self) -> Any:
+    def _require_separable(self) -> SeparableModel:
         model = self._separable_model()
         if model is None:
             raise CapabilityError(

@@ -102,7 +102,7 @@ def table2(
         seed=seed,
         batch_size=batch_size,
     )
-    plain = lime(adapter, inputs, target, n_samples=n_samples, seed=seed, batch_size=batch_size, alpha=1.0)
+    plain = lime(adapter, inputs, target, n_samples=n_samples, seed=seed, batch_size=batch_size, ridge=1.0)
     x1 = points["x1"].to(torch.float64).numpy()
     x2 = points["x2"].to(torch.float64).numpy()
     truths = {"d1": x1, "d2": x2, "d1*d2": x1 * x2}

@@ -14,7 +14,7 @@ from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.modality import Modality, ModalityKind
 from multiviz.progress import track
-from multiviz.results import Attribution
+from multiviz.results import Attribution, Attributions
 from multiviz.targets import ResolvedTarget
 
 
@@ -132,6 +132,7 @@ def make_attribution(
     target: ResolvedTarget,
     parameters: dict[str, Any],
     extras: dict[str, Any] | None = None,
+    units: str = "target",
 ) -> Attribution:
     """The :class:`Attribution` of one modality: atom labels from ``layout``, the resolved target's spec and
     indices, and the method's hyperparameters, so every method reports its result the same way."""
@@ -145,4 +146,33 @@ def make_attribution(
         target_index=target.index.tolist(),
         parameters=parameters,
         extras=dict(extras or {}),
+        units=units,
     )
+
+
+def attributions(
+    method: str, by_modality: dict[str, Attribution], target: ResolvedTarget, units: str = "target"
+) -> Attributions:
+    """The :class:`Attributions` of a stage-U method: its per-modality results under one roof."""
+    return Attributions(
+        method=method,
+        by_modality=by_modality,
+        target=target.spec,
+        target_index=target.index.tolist(),
+        units=units,
+    )
+
+
+#: rows per forward pass when ``batch_size=None``, by device type: on a CPU, convolutional models run
+#: fastest at moderate batches (benchmarks/bench_occlusion.py: an easy-VQA-sized CNN peaks near 32-64
+#: rows and runs at a third of that rate at 512); an accelerator wants large ones
+DEFAULT_BATCH_SIZE = {"cpu": 64}
+DEFAULT_ACCELERATOR_BATCH_SIZE = 1024
+
+
+def default_batch_size(adapter: Adapter, batch_size: int | None) -> int:
+    """The one rule for ``batch_size`` (perturbed rows per forward pass): the value given, or by the
+    adapter's device, 64 on a CPU and 1024 on an accelerator."""
+    if batch_size is not None:
+        return batch_size
+    return DEFAULT_BATCH_SIZE.get(adapter.device.type, DEFAULT_ACCELERATOR_BATCH_SIZE)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability
+from multiviz.adapters.base import Adapter, Batch, EncodingAdapter
 from multiviz.errors import InputError
 from multiviz.methods._common import chunks, forward_chunks
 
@@ -134,12 +134,6 @@ def grid_rows(n: int, n_modalities: int) -> list[Tensor]:
     return [(flat // n ** (n_modalities - 1 - m)) % n for m in range(n_modalities)]
 
 
-def check_batch_size(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"expected an integer >= 1, got {value!r}", argument="batch_size")
-    return value
-
-
 def sample_count(adapter: Adapter, batch: Batch) -> int:
     return int(batch[modality_names(adapter)[0]].shape[0])
 
@@ -150,16 +144,11 @@ def draw_tuples(n: int, n_modalities: int, count: int, seed: int) -> Tensor:
     return torch.randint(0, n, (count, n_modalities), generator=generator)
 
 
-def can_encode(adapter: Adapter) -> bool:
-    """Whether the adapter encodes each modality apart and evaluates only its fusion head on pairs."""
-    return Capability.ENCODE in adapter.capabilities and hasattr(adapter, "logits_from_encodings")
-
-
 def encode_pool(
-    adapter: Adapter, pool: Batch, batch_size: int, names: list[str] | None = None
+    adapter: EncodingAdapter, pool: Batch, batch_size: int, names: list[str] | None = None
 ) -> dict[str, Tensor]:
     """Every modality (or ``names``) of ``pool`` through its encoder, ``batch_size`` rows at a time."""
-    encoder = adapter.encode_modality  # type: ignore[attr-defined]
+    encoder = adapter.encode_modality
     out: dict[str, Tensor] = {}
     for name in names if names is not None else modality_names(adapter):
         total = int(pool[name].shape[0])

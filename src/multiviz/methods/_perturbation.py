@@ -10,6 +10,7 @@ the model's device) and reuses one :class:`AtomLayout` for all of them via ``lay
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,15 @@ from torch import Tensor
 from multiviz.adapters.base import Adapter
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
-from multiviz.methods._common import forward_chunks, select_rows
+from multiviz.methods._common import (
+    forward_chunks,
+    make_attribution,
+    modality_spec,
+    nonempty_layout,
+    select_rows,
+)
+from multiviz.results import Attributions
+from multiviz.targets import ResolvedTarget
 
 #: ``score(perturbed_batch, samples)`` -> one value (or one vector) per row of the perturbed batch.
 Scorer = Callable[[dict[str, Tensor], Tensor], Tensor]
@@ -82,3 +91,76 @@ def score_coalitions(
             outputs.append(score(perturbed, samples).detach())
     scores = torch.cat(outputs) if outputs else torch.empty(0)
     return list(torch.split(scores, counts))
+
+
+#: ``draw(n_atoms)`` -> the coalitions of one sample (bool ``[S, n_atoms]``, True = kept) and anything
+#: the summary needs about them (e.g. regression weights)
+Draw = Callable[[int], tuple[np.ndarray, Any]]
+#: ``summarise(sample, kept, drawn, scores)`` -> the sample's atom weights ``[n_atoms]`` and its extras
+Summarise = Callable[[int, np.ndarray, Any, np.ndarray], tuple[np.ndarray, dict[str, Any]]]
+
+
+def perturbation_attributions(
+    method: str,
+    adapter: Adapter,
+    batch: dict[str, Tensor],
+    resolved: ResolvedTarget,
+    modalities: Sequence[str],
+    *,
+    draw: Draw,
+    score: Scorer,
+    summarise: Summarise,
+    batch_size: int,
+    parameters: dict[str, Any],
+    units: str = "target",
+    before: Callable[[str, AtomLayout], None] | None = None,
+) -> Attributions:
+    """The loop every perturbation method shares (occlusion, KL occlusion, LIME, KernelSHAP).
+
+    For each modality: its atoms, each sample's coalitions from ``draw``, all of them scored in
+    batched forwards by :func:`score_coalitions` (the other modalities held fixed), and each sample's
+    weights from ``summarise`` (float64, NaN-padded). Extras returned by ``summarise`` are collected per
+    key into per-sample lists. ``before(name, layout)`` may check the atoms first (e.g. warn).
+    """
+    results = {}
+    for name in modalities:
+        layout = nonempty_layout(adapter, batch, name)
+        if before is not None:
+            before(name, layout)
+        drawn = [draw(d) for d in layout.n_atoms]
+        scores = score_coalitions(
+            adapter,
+            batch,
+            name,
+            layout,
+            [kept for kept, _ in drawn],
+            score,
+            batch_size,
+            description=f"{method}: {name}",
+        )
+        weights = np.full((layout.batch_size, layout.max_atoms), np.nan)
+        extras: dict[str, list[Any]] = {}
+        for sample, ((kept, aux), values) in enumerate(zip(drawn, scores, strict=True)):
+            row, row_extras = summarise(sample, kept, aux, values.to("cpu", torch.float64).numpy())
+            weights[sample, : len(row)] = row
+            for key, value in row_extras.items():
+                extras.setdefault(key, []).append(value)
+        modality = modality_spec(adapter, name)
+        results[name] = make_attribution(
+            method,
+            modality,
+            layout,
+            weights,
+            resolved,
+            {**parameters, "baseline": str(modality.baseline)},
+            extras,
+            units=units,
+        )
+    return Attributions(
+        method=method,
+        by_modality=results,
+        target=resolved.spec,
+        target_index=resolved.index.tolist(),
+        parameters=dict(parameters),
+        units=units,
+    )

@@ -16,7 +16,7 @@ of appendix table 7), for models with only logits and masking. Two estimators:
   scored, and fitted with LIME's kernel (the cosine distance of ``z`` to all-ones, over all atoms of both
   modalities) by a weighted ridge regression on ``[z_a, z_b, z_a (x) z_b]``:
   ``f(z) ~ c + sum_i u_i z_a,i + sum_j v_j z_b,j + sum_ij w_ij z_a,i z_b,j``. The pair map is ``w``
-  (target units per pair kept together); ``alpha=0`` gives weighted least squares, which recovers a
+  (target units per pair kept together); ``ridge=0`` gives weighted least squares, which recovers a
   model of that form exactly. Only the chosen pairs get an interaction column. For other models the
   interaction coefficients also absorb what the surrogate cannot express within one modality (e.g. a
   nonlinear ``g1``), because the kernel weighs coalitions by their total size over both modalities: they
@@ -35,13 +35,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.atoms import AtomLayout
-from multiviz.errors import InputError
-from multiviz.methods._common import forward_chunks, nonempty_layout, select_rows, sub_target, target_scores
-from multiviz.methods._perturbation import check_positive, check_seed
-from multiviz.methods.lime import check_surrogate_parameters, fit_surrogate, lime_coalitions, lime_kernel
+from multiviz.methods._common import (
+    default_batch_size,
+    forward_chunks,
+    nonempty_layout,
+    select_rows,
+    sub_target,
+    target_scores,
+)
+from multiviz.methods.lime import SURROGATE_PARAMS, fit_surrogate, lime_coalitions, lime_kernel
 from multiviz.methods.second_order_gradient import check_modality_pair, chosen_atoms
+from multiviz.params import Indices, Integer, Optional, Options, Text
 from multiviz.registry import register_method
 from multiviz.results import InteractionMap
 from multiviz.targets import ResolvedTarget, Target, resolve_target
@@ -49,7 +55,30 @@ from multiviz.targets import ResolvedTarget, Target, resolve_target
 ESTIMATORS = ("difference", "lime")
 
 
-@register_method("cross_modal_perturbation", stage="C", requires={Capability.LOGITS, Capability.MASK})
+#: the parameters of every method that pairs the atoms of two modalities
+PAIR_PARAMS = {
+    "modality_a": Text(),
+    "modality_b": Text(),
+    "atoms_a": Optional(Indices()),
+    "atoms_b": Optional(Indices()),
+}
+
+
+@register_method(
+    "cross_modal_perturbation",
+    stage="C",
+    requires={Capability.LOGITS, Capability.MASK},
+    params={
+        **PAIR_PARAMS,
+        "estimator": Options(ESTIMATORS),
+        "n_samples": Integer(1),
+        **SURROGATE_PARAMS,
+        "batch_size": Optional(Integer(1)),
+        "seed": Integer(),
+    },
+    result=InteractionMap,
+    aliases={"alpha": "ridge"},
+)
 def cross_modal_perturbation(
     adapter: Adapter,
     batch: Batch,
@@ -62,8 +91,8 @@ def cross_modal_perturbation(
     estimator: str = "difference",
     n_samples: int = 1000,
     kernel_width: float = 0.25,
-    alpha: float = 1.0,
-    batch_size: int = 256,
+    ridge: float = 1.0,
+    batch_size: int | None = None,
     seed: int = 0,
     show_progress: bool = False,
 ) -> InteractionMap:
@@ -77,7 +106,7 @@ def cross_modal_perturbation(
         atoms_a, atoms_b: atom indices to pair (each must exist in every sample); ``None`` = all atoms
             (ragged samples are padded with NaN).
         estimator: ``"difference"`` (exact second difference) or ``"lime"`` (the surrogate's coefficients).
-        n_samples, kernel_width, alpha, seed: the LIME form's coalitions per sample, kernel width, ridge
+        n_samples, kernel_width, ridge, seed: the LIME form's coalitions per sample, kernel width, ridge
             penalty (0 = weighted least squares) and seed; unused by ``"difference"``.
         batch_size: perturbed rows per forward pass on the adapter's device.
         show_progress: a transient progress bar of the forward passes on stderr.
@@ -88,13 +117,7 @@ def cross_modal_perturbation(
         ``extras["score"]`` is ``f(x)``; the LIME form adds the surrogate's ``intercept`` and weighted
         ``r2`` per sample.
     """
-    require(adapter, Capability.MASK, "cross_modal_perturbation")
-    if estimator not in ESTIMATORS:
-        raise InputError(f"expected one of {list(ESTIMATORS)}, got {estimator!r}", argument="estimator")
-    check_positive(batch_size, "batch_size")
-    check_positive(n_samples, "n_samples")
-    seed = check_seed(seed)
-    check_surrogate_parameters(kernel_width, alpha)
+    batch_size = default_batch_size(adapter, batch_size)
     batch = adapter.validate(batch)
     check_modality_pair(adapter, modality_a, modality_b)
     layout_a = nonempty_layout(adapter, batch, modality_a)
@@ -115,9 +138,9 @@ def cross_modal_perturbation(
         values, extras = _second_differences(joint, rows, columns, batch_size, show_progress)
     else:
         values, extras = _second_order_lime(
-            joint, rows, columns, n_samples, kernel_width, alpha, seed, batch_size, show_progress
+            joint, rows, columns, n_samples, kernel_width, ridge, seed, batch_size, show_progress
         )
-        parameters |= {"n_samples": n_samples, "kernel_width": kernel_width, "alpha": alpha, "seed": seed}
+        parameters |= {"n_samples": n_samples, "kernel_width": kernel_width, "ridge": ridge, "seed": seed}
     return InteractionMap(
         modality_a=modality_a,
         modality_b=modality_b,
@@ -251,7 +274,7 @@ def _second_order_lime(
     columns: list[int],
     n_samples: int,
     kernel_width: float,
-    alpha: float,
+    ridge: float,
     seed: int,
     batch_size: int,
     show_progress: bool,
@@ -279,7 +302,7 @@ def _second_order_lime(
         pairs = (z_a[:, pair_rows, None] & z_b[:, None, pair_columns]).reshape(n_samples, -1)
         design = np.concatenate([coalitions, pairs], axis=1)
         coef, intercept, r2 = fit_surrogate(
-            design, scores[sample], lime_kernel(coalitions, kernel_width), alpha
+            design, scores[sample], lime_kernel(coalitions, kernel_width), ridge
         )
         interaction = coef[coalitions.shape[1] :].reshape(len(pair_rows), len(pair_columns))
         values[sample, : len(pair_rows), : len(pair_columns)] = interaction

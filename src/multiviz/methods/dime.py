@@ -34,7 +34,7 @@ the constant terms and ``S (T + 1)`` per explained modality.
 Cost, ``K = 2``, ``B`` points, ``M'`` explained modalities: ``N^2 + B M' S N`` forwards.
 
 Defaults (documented, the same for every model, not tuned to any ground truth): ``n_reference = 100``,
-``n_samples = 500``, ``kernel_width = 0.25`` (as ``multiviz.lime``), ``alpha = 1.0`` (the ``lime``
+``n_samples = 500``, ``kernel_width = 0.25`` (as ``multiviz.lime``), ``ridge = 1.0`` (the ``lime``
 package's ridge), ``batch_size = 1024``, ``seed = 0``.
 
 DIME's limitation 1, discrete outputs: where a part's LIME target (UC or MI) does not change over the
@@ -54,12 +54,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.adapters.base import Adapter, Batch, Capability, EncodingAdapter, encoding_adapter
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.methods._common import (
     chosen_modalities,
     chunks,
+    default_batch_size,
     make_attribution,
     modality_spec,
     nonempty_layout,
@@ -67,8 +68,6 @@ from multiviz.methods._common import (
     target_scores,
 )
 from multiviz.methods._grid import (
-    can_encode,
-    check_batch_size,
     combine_rows,
     concat_batches,
     draw_tuples,
@@ -79,8 +78,8 @@ from multiviz.methods._grid import (
     modality_names,
     sample_count,
 )
-from multiviz.methods._perturbation import check_positive, check_seed
-from multiviz.methods.lime import check_surrogate_parameters, fit_surrogate, lime_coalitions, lime_kernel
+from multiviz.methods.lime import SURROGATE_PARAMS, fit_surrogate, lime_coalitions, lime_kernel
+from multiviz.params import Boolean, Data, Integer, Names, Optional
 from multiviz.progress import track
 from multiviz.registry import register_method
 from multiviz.results import Attribution, Disentanglement
@@ -131,7 +130,25 @@ def lime_targets_sampled(scores: Tensor, constant: Tensor) -> tuple[Tensor, Tens
 
 
 # -- the method -------------------------------------------------------------------------------------
-@register_method("dime", stage="C", requires={Capability.LOGITS, Capability.MASK})
+@register_method(
+    "dime",
+    stage="C",
+    requires={Capability.LOGITS, Capability.MASK},
+    params={
+        "sample_set": Optional(Data("a batch of datapoints for the expectations")),
+        "modalities": Optional(Names()),
+        "n_reference": Integer(1),
+        "n_samples": Integer(1),
+        **SURROGATE_PARAMS,
+        "batch_size": Optional(Integer(1)),
+        "seed": Integer(),
+        "n_expectation_samples": Integer(1),
+        "update_sample_set": Boolean(),
+        "fast_path": Boolean(),
+    },
+    result=Disentanglement,
+    aliases={"alpha": "ridge"},
+)
 def dime(
     adapter: Adapter,
     batch: Batch,
@@ -142,8 +159,8 @@ def dime(
     n_reference: int = 100,
     n_samples: int = 500,
     kernel_width: float = 0.25,
-    alpha: float = 1.0,
-    batch_size: int = 1024,
+    ridge: float = 1.0,
+    batch_size: int | None = None,
     seed: int = 0,
     n_expectation_samples: int = 100,
     update_sample_set: bool = False,
@@ -155,21 +172,19 @@ def dime(
     ``target``: a class index, ``"predicted"``, ``"label"`` or ``("feature", j[, layer])`` (stage R_l).
     ``sample_set``: the datapoints of the expectations (default: ``batch``), subsampled to
     ``n_reference`` (seeded) when larger. ``n_samples`` LIME coalitions per point and modality, LIME
-    kernel ``kernel_width``, ridge ``alpha`` (0: least squares), ``batch_size`` rows per forward,
-    ``n_expectation_samples`` tuples for ``K > 2`` modalities, ``update_sample_set`` as in Algorithm 1
-    (see the module docstring); ``fast_path``: for a logit target and an adapter with
+    kernel ``kernel_width``, ridge penalty ``ridge`` (0: least squares; formerly ``alpha``),
+    ``batch_size`` rows per forward, ``n_expectation_samples`` tuples for ``K > 2`` modalities,
+    ``update_sample_set`` as in Algorithm 1 (see the module docstring); ``fast_path``: for a logit
+    target and an adapter with
     :attr:`Capability.ENCODE`, encode each modality once (the sample set, then the ``S`` masked copies)
     and run only the fusion head on the ``S N`` pairs (equal to the plain path to float tolerance).
-    Attribution ``extras``: per sample the surrogate's ``intercept`` and
-    weighted ``r2`` (None for a constant target), ``added_to_sample_set`` and ``sample_set_size``.
+    Attribution ``extras``: per sample the surrogate's ``intercept`` and weighted ``r2`` (None for a
+    constant target); the result's ``extras``: per sample ``added_to_sample_set`` and ``sample_set_size``.
+
+    The body is one pass of Algorithm 1 and longer than our usual 80 lines: sample set, N x N cache (or
+    sampled expectations for K > 2), batched LIME scoring, then the two surrogates per point and modality.
     """
-    require(adapter, Capability.MASK, "dime")
-    check_positive(n_reference, "n_reference")
-    check_positive(n_samples, "n_samples")
-    check_positive(n_expectation_samples, "n_expectation_samples")
-    check_batch_size(batch_size)
-    seed = check_seed(seed)
-    check_surrogate_parameters(kernel_width, alpha)
+    batch_size = default_batch_size(adapter, batch_size)
     names = modality_names(adapter)
     if len(names) < 2:
         raise InputError(f"DIME needs at least 2 modalities; this model has {names}", argument="adapter")
@@ -188,9 +203,9 @@ def dime(
     pool = concat_batches(base, forward_inputs(adapter, batch))
     columns = sorted(set(resolved.index.tolist()))
     points = _points(adapter, base, batch, resolved, columns)
-    encoded = fast_path and resolved.source == "logits" and can_encode(adapter)
-    scorer = _Scorer(adapter, resolved, encoded)
-    model_pool = encode_pool(adapter, pool, batch_size) if encoded else pool
+    encoder = encoding_adapter(adapter) if fast_path and resolved.source == "logits" else None
+    scorer = _Scorer(adapter, resolved, encoder)
+    model_pool = encode_pool(encoder, pool, batch_size) if encoder is not None else pool
 
     if len(names) == 2:
         grid = _grid_cache(
@@ -222,7 +237,7 @@ def dime(
         "n_reference": n_reference,
         "n_samples": n_samples,
         "kernel_width": kernel_width,
-        "alpha": alpha,
+        "ridge": ridge,
         "batch_size": batch_size,
         "seed": seed,
         "n_expectation_samples": n_expectation_samples,
@@ -254,7 +269,7 @@ def dime(
             for part, target_values in zip(("uc", "mi"), parts, strict=True):
                 y = target_values.numpy()
                 constant = _is_constant(y)
-                coef, intercept, r2 = _fit_part(kept, y, kernel, alpha, constant)
+                coef, intercept, r2 = _fit_part(kept, y, kernel, ridge, constant)
                 constant_parts[p.sample] += int(constant)
                 weights[part][p.sample, : len(coef)] = coef
                 intercepts[part].append(intercept)
@@ -272,7 +287,7 @@ def dime(
                 weights[part],
                 resolved,
                 parameters=parameters | {"part": part, "baseline": str(modality.baseline)},
-                extras={"intercept": intercepts[part], "r2": r2s[part]} | shared,
+                extras={"intercept": intercepts[part], "r2": r2s[part]},
             )
     uninformative = [bool(count == 2 * len(explained)) for count in constant_parts]
     if any(uninformative):
@@ -289,17 +304,20 @@ def dime(
         interaction=interaction_results,
         parameters=parameters,
         uninformative=uninformative,
+        target=resolved.spec,
+        target_index=resolved.index.tolist(),
+        extras=shared,
     )
 
 
 def _fit_part(
-    kept: np.ndarray, values: np.ndarray, kernel: np.ndarray, alpha: float, constant: bool
+    kept: np.ndarray, values: np.ndarray, kernel: np.ndarray, ridge: float, constant: bool
 ) -> tuple[np.ndarray, float, float | None]:
     """LIME surrogate of one part -> (weights, intercept, weighted R^2); a ``constant`` target gets
     weights exactly 0, its value as intercept and R^2 None (DIME's limitation 1: nothing to explain)."""
     if constant:
         return np.zeros(kept.shape[1]), float(values.mean()), None
-    coef, intercept, r2 = fit_surrogate(kept, values, kernel, alpha)
+    coef, intercept, r2 = fit_surrogate(kept, values, kernel, ridge)
     return coef, intercept, r2 if np.isfinite(r2) else None
 
 
@@ -442,9 +460,9 @@ def _score_jobs(
         atom_mask = torch.zeros(n_samples, layout.max_atoms, dtype=torch.bool)
         atom_mask[:, : kept.shape[1]] = torch.from_numpy(~kept)
         masked = adapter.mask(select_rows(inputs, repeated), name, atom_mask.to(adapter.device), layout)
-        if scorer.encoded:
+        if scorer.encoder is not None:
             joined = dict(pool) | {
-                name: torch.cat([pool[name], encode_pool_of(adapter, masked, name, batch_size)])
+                name: torch.cat([pool[name], encode_pool_of(scorer.encoder, masked, name, batch_size)])
             }
         else:
             joined = {key: torch.cat([pool[key], masked[key].to(pool[key].device)]) for key in pool}
@@ -480,16 +498,19 @@ class _Scorer:
 
     adapter: Adapter
     resolved: ResolvedTarget
-    encoded: bool
+    encoder: EncodingAdapter | None  # the adapter, when the encode-once fast path is taken
+
+    @property
+    def encoded(self) -> bool:
+        return self.encoder is not None
 
     def target_column(self, rows: dict[str, Tensor], target: int) -> Tensor:
         return self.outputs(rows, [target])[:, 0]
 
     def outputs(self, rows: dict[str, Tensor], columns: list[int]) -> Tensor:
         """Output columns ``columns`` (classes, or features of the target's layer) of every row."""
-        if self.encoded:
-            logits = self.adapter.logits_from_encodings(rows)  # type: ignore[attr-defined]
-            return logits[:, columns]
+        if self.encoder is not None:
+            return self.encoder.logits_from_encodings(rows)[:, columns]
         if len(columns) == 1:  # one target: through target_scores, as every method scores
             index = torch.full((sample_count(self.adapter, rows),), columns[0], dtype=torch.int64)
             chosen = ResolvedTarget(self.resolved.source, index, self.resolved.layer)
@@ -499,6 +520,6 @@ class _Scorer:
         return self.adapter.features(rows, layer=self.resolved.layer)[:, columns]
 
 
-def encode_pool_of(adapter: Adapter, batch: dict[str, Tensor], name: str, batch_size: int) -> Tensor:
+def encode_pool_of(adapter: EncodingAdapter, batch: dict[str, Tensor], name: str, batch_size: int) -> Tensor:
     """The encodings of modality ``name`` of ``batch``."""
     return encode_pool(adapter, {name: batch[name]}, batch_size, names=[name])[name]

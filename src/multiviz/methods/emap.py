@@ -22,18 +22,15 @@ All forwards run ``batch_size`` rows at a time on the adapter's device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability
+from multiviz.adapters.base import Adapter, Batch, Capability, encoding_adapter
 from multiviz.errors import InputError
+from multiviz.methods._common import default_batch_size
 from multiviz.methods._grid import (
-    can_encode,
-    check_batch_size,
     draw_tuples,
     encode_pool,
     evaluate_rows,
@@ -42,133 +39,10 @@ from multiviz.methods._grid import (
     modality_names,
     sample_count,
 )
-from multiviz.methods._perturbation import check_positive, check_seed
+from multiviz.params import Boolean, Integer, Optional
 from multiviz.registry import register_method
-from multiviz.results import _Serialisable, array_from_json, array_to_json
+from multiviz.results import EMAPResult
 from multiviz.targets import Target, normalise_target, resolve_target
-
-
-@dataclass(eq=False)
-class EMAPResult(_Serialisable):
-    """EMAP's split of a model's logits on a sample set into additive and interactive parts.
-
-    Attributes:
-        modalities: the modality names.
-        full_logits: float64 ``[N, C]``; ``M(x^(i))``, the model's logits.
-        unimodal_logits: float64 ``[N, C]``; ``UC(x^(i))``, the EMAP projection (additive part).
-        interaction_logits: float64 ``[N, C]``; ``MI = full - UC``.
-        target, target_index: the explained class (as given; resolved per datapoint).
-        labels: per datapoint the label, when the batch had ``"label"``.
-        parameters: the hyperparameters; ``extras``: ``exact`` (whether the grid was exact) and ``forwards``.
-
-    Summary numbers (properties, also in ``to_dict()["summary"]``):
-        interactive_share: ``var_i MI[i, t_i] / var_i M[i, t_i]``, over datapoints, of the target class
-            logit ``t_i`` of each datapoint (the predicted class by default).
-        interactive_share_per_class: the same ratio for each class ``c`` (``[C]``); ``interactive_share_mean``
-            its mean over classes. 0 for an additive model; NaN where the logit does not vary.
-        agreement: fraction of datapoints where ``argmax UC`` equals the model's ``argmax M``.
-        accuracy, additive_accuracy: of ``argmax M`` and ``argmax UC`` against the labels (None without).
-    """
-
-    result_type: ClassVar[str] = "emap"
-    modalities: list[str]
-    full_logits: np.ndarray
-    unimodal_logits: np.ndarray
-    interaction_logits: np.ndarray
-    target: Any
-    target_index: list[int]
-    labels: list[int] | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.full_logits = np.asarray(self.full_logits, dtype=np.float64)
-        self.unimodal_logits = np.asarray(self.unimodal_logits, dtype=np.float64)
-        self.interaction_logits = np.asarray(self.interaction_logits, dtype=np.float64)
-
-    @property
-    def interactive_share_per_class(self) -> np.ndarray:
-        return _variance_ratio(self.interaction_logits, self.full_logits)
-
-    @property
-    def interactive_share_mean(self) -> float:
-        return float(np.nanmean(self.interactive_share_per_class))
-
-    @property
-    def interactive_share(self) -> float:
-        rows = np.arange(len(self.target_index))
-        index = np.asarray(self.target_index, dtype=np.int64)
-        ratio = _variance_ratio(
-            self.interaction_logits[rows, index][:, None], self.full_logits[rows, index][:, None]
-        )
-        return float(ratio[0])
-
-    @property
-    def agreement(self) -> float:
-        return float(np.mean(self.unimodal_logits.argmax(1) == self.full_logits.argmax(1)))
-
-    @property
-    def accuracy(self) -> float | None:
-        if self.labels is None:
-            return None
-        return float(np.mean(self.full_logits.argmax(1) == np.asarray(self.labels)))
-
-    @property
-    def additive_accuracy(self) -> float | None:
-        if self.labels is None:
-            return None
-        return float(np.mean(self.unimodal_logits.argmax(1) == np.asarray(self.labels)))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "interactive_share": _finite_or_none(self.interactive_share),
-            "interactive_share_mean": _finite_or_none(self.interactive_share_mean),
-            "interactive_share_per_class": array_to_json(self.interactive_share_per_class),
-            "agreement": self.agreement,
-            "accuracy": self.accuracy,
-            "additive_accuracy": self.additive_accuracy,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.result_type,
-            "modalities": list(self.modalities),
-            "full_logits": array_to_json(self.full_logits),
-            "unimodal_logits": array_to_json(self.unimodal_logits),
-            "interaction_logits": array_to_json(self.interaction_logits),
-            "target": self.target,
-            "target_index": list(self.target_index),
-            "labels": None if self.labels is None else list(self.labels),
-            "parameters": self.parameters,
-            "extras": self.extras,
-            "summary": self.summary(),  # derived; ignored by from_dict
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EMAPResult:
-        return cls(
-            modalities=list(data["modalities"]),
-            full_logits=array_from_json(data["full_logits"]),
-            unimodal_logits=array_from_json(data["unimodal_logits"]),
-            interaction_logits=array_from_json(data["interaction_logits"]),
-            target=data["target"],
-            target_index=list(data["target_index"]),
-            labels=None if data.get("labels") is None else list(data["labels"]),
-            parameters=dict(data.get("parameters", {})),
-            extras=dict(data.get("extras", {})),
-        )
-
-
-def _variance_ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
-    """``var(part[:, c]) / var(whole[:, c])`` per column (population variances); NaN if ``whole`` is flat."""
-    numerator = part.var(axis=0)
-    denominator = whole.var(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if np.isfinite(value) else None
 
 
 # -- the projection (pure) ----------------------------------------------------------------------------
@@ -195,13 +69,25 @@ def grid_marginals(grid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 # -- the method ---------------------------------------------------------------------------------------
-@register_method("emap", stage="C", requires={Capability.LOGITS})
+@register_method(
+    "emap",
+    stage="C",
+    requires={Capability.LOGITS},
+    params={
+        "batch_size": Optional(Integer(1)),
+        "max_grid_rows": Integer(1),
+        "n_expectation_samples": Integer(1),
+        "seed": Integer(),
+        "fast_path": Boolean(),
+    },
+    result=EMAPResult,
+)
 def emap(
     adapter: Adapter,
     batch: Batch,
     target: Target = "predicted",
     *,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     max_grid_rows: int = 250_000,
     n_expectation_samples: int = 200,
     seed: int = 0,
@@ -219,10 +105,7 @@ def emap(
     and only the head runs on the grid (the same numbers to float tolerance). ``show_progress`` draws a
     transient progress bar of the forwards.
     """
-    check_batch_size(batch_size)
-    check_positive(max_grid_rows, "max_grid_rows")
-    check_positive(n_expectation_samples, "n_expectation_samples")
-    seed = check_seed(seed)
+    batch_size = default_batch_size(adapter, batch_size)
     names = modality_names(adapter)
     if len(names) < 2:
         raise InputError(f"EMAP needs at least 2 modalities; this model has {names}", argument="adapter")
@@ -237,13 +120,14 @@ def emap(
     with torch.no_grad():
         logits = adapter.logits(batch)
     resolved = resolve_target(adapter, batch, target, logits=logits)
-    encoded = fast_path and can_encode(adapter)
-    pool = encode_pool(adapter, batch, batch_size) if encoded else forward_inputs(adapter, batch)
+    encoder = encoding_adapter(adapter) if fast_path else None
+    encoded = encoder is not None
+    pool = encode_pool(encoder, batch, batch_size) if encoder is not None else forward_inputs(adapter, batch)
     exact = len(names) == 2 or n ** len(names) <= max_grid_rows
 
     def outputs(rows: dict[str, Tensor]) -> Tensor:
-        if encoded:
-            return adapter.logits_from_encodings(rows)  # type: ignore[attr-defined]
+        if encoder is not None:
+            return encoder.logits_from_encodings(rows)
         return adapter.logits(rows)
 
     if exact:

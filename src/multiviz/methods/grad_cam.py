@@ -26,18 +26,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from multiviz.adapters.base import Adapter, Batch, Capability
-from multiviz.errors import CapabilityError, InputError
+from multiviz.adapters.base import Adapter, Batch, Capability, layered_model
+from multiviz.errors import InputError
 from multiviz.methods._common import (
     aggregate_to_atoms,
+    attributions,
     make_attribution,
     modality_spec,
     nonempty_layout,
     target_scores,
 )
 from multiviz.modality import ModalityKind
+from multiviz.params import Grid, Integer, Names, Optional, Options, Text
 from multiviz.registry import register_method
-from multiviz.results import Attribution
+from multiviz.results import Attributions
 from multiviz.targets import Target, resolve_target
 
 
@@ -87,50 +89,60 @@ def _to_grid(values: Tensor, prefix_tokens: int | None, grid: tuple[int, int] | 
     return patches.reshape(values.shape[0], grid[0], grid[1], -1).permute(0, 3, 1, 2), prefix_tokens
 
 
-@register_method("grad_cam", stage="U", requires={Capability.LOGITS})
+@register_method(
+    "grad_cam",
+    stage="U",
+    requires={Capability.LAYERS},
+    params={
+        "layer": Text(),
+        "modalities": Optional(Names()),
+        "prefix_tokens": Optional(Integer(0)),
+        "grid": Optional(Grid()),
+        "upsample": Options(("bilinear", "nearest")),
+        "aggregation": Options(("mean", "sum")),
+    },
+    result=Attributions,
+    aliases={"modality": "modalities"},
+)
 def grad_cam(
     adapter: Adapter,
     batch: Batch,
     target: Target = "predicted",
     *,
     layer: str,
-    modality: str | None = None,
+    modalities: list[str] | None = None,
     prefix_tokens: int | None = None,
     grid: tuple[int, int] | None = None,
     upsample: str = "bilinear",
     aggregation: str = "mean",
-) -> dict[str, Attribution]:
+    show_progress: bool = False,
+) -> Attributions:
     """Grad-CAM at ``layer`` (CNN ``[B, K, h, w]`` or ViT tokens ``[B, N, D]``), per image atom.
 
-    ``modality`` is the image modality (default: the model's only one). ``prefix_tokens`` and ``grid``
+    ``modalities`` names the one image modality to explain (default: the model's only one; formerly
+    ``modality``). ``prefix_tokens`` and ``grid``
     fix how ViT tokens map to the patch grid (default: drop ``N - g^2`` leading tokens for the largest
     square grid). ``upsample`` is ``"bilinear"`` or ``"nearest"``; ``aggregation`` ``"mean"`` or ``"sum"``
     over each atom's pixels. ``extras["grid"]`` is the layer's grid size.
     """
-    model = getattr(adapter, "model", None)
-    if not isinstance(model, nn.Module):
-        raise CapabilityError(
-            f"'grad_cam' needs a PyTorch model with named layers (such as TorchAdapter), but "
-            f"{type(adapter).__name__} has none. Use a perturbation method instead, such as 'occlusion'."
-        )
-    if upsample not in ("bilinear", "nearest"):
-        raise InputError(f"expected 'bilinear' or 'nearest', got {upsample!r}", argument="upsample")
-    if aggregation not in ("mean", "sum"):
-        raise InputError(f"expected 'mean' or 'sum', got {aggregation!r}", argument="aggregation")
+    model = layered_model(adapter)
     images = [m.name for m in adapter.modalities if m.modality_kind is ModalityKind.IMAGE]
-    if modality is None:
+    if modalities is None:
         if len(images) != 1:
             raise InputError(
-                f"expected one image modality to pick by default, found {images}; pass modality=...",
-                argument="modality",
+                f"expected one image modality to pick by default, found {images}; pass modalities=[...]",
+                argument="modalities",
             )
-        modality = images[0]
+        modalities = images
+    if len(modalities) != 1:
+        raise InputError(f"Grad-CAM explains one image modality, got {modalities}", argument="modalities")
+    modality = modalities[0]
     spec = modality_spec(adapter, modality)
     if spec.modality_kind is not ModalityKind.IMAGE:
         raise InputError(
             f"Grad-CAM explains images; this modality is '{spec.modality_kind.value}'",
             modality=modality,
-            argument="modality",
+            argument="modalities",
         )
     try:
         module = model.get_submodule(layer)
@@ -175,7 +187,7 @@ def grad_cam(
     weights = aggregate_to_atoms(upsampled, layout, ModalityKind.IMAGE, "sum")
     if aggregation == "mean":
         weights = weights / aggregate_to_atoms(torch.ones_like(upsampled), layout, ModalityKind.IMAGE, "sum")
-    return {
+    by_modality = {
         modality: make_attribution(
             "grad_cam",
             modality_spec(adapter, modality),
@@ -192,3 +204,4 @@ def grad_cam(
             extras={"grid": list(cam.shape[-2:])},
         )
     }
+    return attributions("grad_cam", by_modality, resolved)

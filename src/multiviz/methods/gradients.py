@@ -32,18 +32,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
-from multiviz.errors import InputError
+from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.methods._common import (
     aggregate_to_atoms,
+    attributions,
     chosen_modalities,
+    default_batch_size,
     make_attribution,
     modality_spec,
     nonempty_layout,
     to_numpy,
 )
+from multiviz.params import Boolean, Integer, Names, Optional, Options, Real
 from multiviz.registry import register_method
-from multiviz.results import Attribution
+from multiviz.results import Attribution, Attributions
 from multiviz.targets import ResolvedTarget, Target, resolve_target
 
 
@@ -89,14 +91,8 @@ def _fully_masked(adapter: Adapter, batch: dict[str, Tensor], names: Sequence[st
     return masked
 
 
-def _check_aggregation(aggregation: str) -> None:
-    if aggregation not in ("sum", "l2"):
-        raise InputError(f"expected 'sum' or 'l2', got {aggregation!r}", argument="aggregation")
-
-
-def _positive_int(value: int, argument: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"expected an integer >= 1, got {value!r}", argument=argument)
+#: the parameters every gradient method takes
+GRADIENT_PARAMS = {"modalities": Optional(Names()), "aggregation": Options(("sum", "l2"))}
 
 
 def _attribute(
@@ -108,14 +104,13 @@ def _attribute(
     aggregation: str,
     run: Callable[..., tuple[tuple[Tensor, ...], dict[str, Any]]],
     parameters: dict[str, Any],
-) -> dict[str, Attribution]:
+    units: str = "target",
+) -> Attributions:
     """Validate, build the Captum forward over all modalities, run ``run`` and aggregate per atom.
 
     ``run(forward, inputs, additional, captum_target, names, chosen, batch)`` returns one attribution tensor
     per input (shaped like the input) and per-sample extras.
     """
-    require(adapter, Capability.GRADIENTS, method)
-    _check_aggregation(aggregation)
     chosen = chosen_modalities(adapter, modalities)
     batch = adapter.validate(batch)
     layouts = {name: nonempty_layout(adapter, batch, name) for name in chosen}
@@ -129,8 +124,8 @@ def _attribute(
     forward = _forward_function(adapter, names, batch_keys, fixed, resolved)
     captum_target = resolved.index.tolist()
     with torch.enable_grad():
-        attributions, extras = run(forward, inputs, additional, captum_target, names, chosen, batch)
-    by_name = dict(zip(names, attributions, strict=True))
+        values, extras = run(forward, inputs, additional, captum_target, names, chosen, batch)
+    by_name = dict(zip(names, values, strict=True))
     results: dict[str, Attribution] = {}
     for name in chosen:
         modality = modality_spec(adapter, name)
@@ -145,11 +140,18 @@ def _attribute(
             resolved,
             {"aggregation": aggregation, **parameters},
             extras,
+            units=units,
         )
-    return results
+    return attributions(method, results, resolved, units)
 
 
-@register_method("saliency", stage="U", requires={Capability.GRADIENTS})
+@register_method(
+    "saliency",
+    stage="U",
+    requires={Capability.GRADIENTS},
+    params={**GRADIENT_PARAMS, "absolute": Boolean()},
+    result=Attributions,
+)
 def saliency(
     adapter: Adapter,
     batch: Batch,
@@ -158,7 +160,8 @@ def saliency(
     modalities: list[str] | None = None,
     aggregation: str = "sum",
     absolute: bool = True,
-) -> dict[str, Attribution]:
+    show_progress: bool = False,
+) -> Attributions:
     """Saliency: the (absolute) gradient of the target, aggregated per atom (Simonyan et al. 2014)."""
 
     def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
@@ -168,12 +171,19 @@ def saliency(
         )
         return tuple(values), {}
 
+    units = "target per input unit" if not absolute else "|target per input unit|"
     return _attribute(
-        "saliency", adapter, batch, target, modalities, aggregation, run, {"absolute": absolute}
+        "saliency", adapter, batch, target, modalities, aggregation, run, {"absolute": absolute}, units
     )
 
 
-@register_method("gradient_x_input", stage="U", requires={Capability.GRADIENTS})
+@register_method(
+    "gradient_x_input",
+    stage="U",
+    requires={Capability.GRADIENTS},
+    params=GRADIENT_PARAMS,
+    result=Attributions,
+)
 def gradient_x_input(
     adapter: Adapter,
     batch: Batch,
@@ -181,7 +191,8 @@ def gradient_x_input(
     *,
     modalities: list[str] | None = None,
     aggregation: str = "sum",
-) -> dict[str, Attribution]:
+    show_progress: bool = False,
+) -> Attributions:
     """Gradient x input, aggregated per atom, for each modality (one batched backward pass)."""
 
     def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
@@ -194,7 +205,13 @@ def gradient_x_input(
     return _attribute("gradient_x_input", adapter, batch, target, modalities, aggregation, run, {})
 
 
-@register_method("integrated_gradients", stage="U", requires={Capability.GRADIENTS, Capability.MASK})
+@register_method(
+    "integrated_gradients",
+    stage="U",
+    requires={Capability.GRADIENTS, Capability.MASK},
+    params={**GRADIENT_PARAMS, "n_steps": Integer(1), "batch_size": Optional(Integer(1))},
+    result=Attributions,
+)
 def integrated_gradients(
     adapter: Adapter,
     batch: Batch,
@@ -204,7 +221,8 @@ def integrated_gradients(
     aggregation: str = "sum",
     n_steps: int = 50,
     batch_size: int | None = None,
-) -> dict[str, Attribution]:
+    show_progress: bool = False,
+) -> Attributions:
     """Integrated gradients from each modality's masked baseline, with its completeness delta.
 
     The chosen modalities move together along the straight path from their baselines (every atom masked)
@@ -219,9 +237,7 @@ def integrated_gradients(
     replaced). The two agree unless the model treats the baseline token as padding (``baseline="pad"``
     for a model that skips pads): then a warning says so, and ``baseline="mask"`` makes them agree.
     """
-    _positive_int(n_steps, "n_steps")
-    if batch_size is not None:
-        _positive_int(batch_size, "batch_size")
+    batch_size = default_batch_size(adapter, batch_size)
 
     def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
         captum = _captum()
@@ -284,7 +300,20 @@ def _warn_if_the_path_misses_the_masked_input(chosen: Sequence[str], base: Tenso
         )
 
 
-@register_method("smoothgrad", stage="U", requires={Capability.GRADIENTS})
+@register_method(
+    "smoothgrad",
+    stage="U",
+    requires={Capability.GRADIENTS},
+    params={
+        **GRADIENT_PARAMS,
+        "base": Options(("saliency", "gradient_x_input")),
+        "n_samples": Integer(1),
+        "noise_level": Real(0),
+        "batch_size": Optional(Integer(1)),
+        "seed": Integer(),
+    },
+    result=Attributions,
+)
 def smoothgrad(
     adapter: Adapter,
     batch: Batch,
@@ -297,7 +326,8 @@ def smoothgrad(
     noise_level: float = 0.15,
     batch_size: int | None = None,
     seed: int = 0,
-) -> dict[str, Attribution]:
+    show_progress: bool = False,
+) -> Attributions:
     """SmoothGrad: saliency (or gradient x input) averaged over seeded noisy copies (Smilkov et al. 2017).
 
     Noise is added to the chosen modalities only, with standard deviation ``noise_level`` times the range
@@ -305,15 +335,7 @@ def smoothgrad(
     gradient, so that noise averages out; take absolute values afterwards if wanted) or
     ``"gradient_x_input"``. ``batch_size`` caps the noisy copies per forward pass.
     """
-    if base not in ("saliency", "gradient_x_input"):
-        raise InputError(f"expected 'saliency' or 'gradient_x_input', got {base!r}", argument="base")
-    _positive_int(n_samples, "n_samples")
-    if batch_size is not None:
-        _positive_int(batch_size, "batch_size")
-    if not isinstance(noise_level, int | float) or isinstance(noise_level, bool) or noise_level < 0:
-        raise InputError(f"expected a float >= 0, got {noise_level!r}", argument="noise_level")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InputError(f"expected an integer seed, got {seed!r}", argument="seed")
+    batch_size = default_batch_size(adapter, batch_size)
 
     def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
         captum = _captum()
@@ -358,4 +380,5 @@ def smoothgrad(
             "batch_size": batch_size,
             "seed": seed,
         },
+        "target per input unit" if base == "saliency" else "target",
     )

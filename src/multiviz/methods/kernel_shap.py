@@ -22,21 +22,15 @@ import math
 import warnings
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
-from multiviz.methods._common import (
-    chosen_modalities,
-    make_attribution,
-    modality_spec,
-    nonempty_layout,
-    sub_target,
-    target_scores,
-)
-from multiviz.methods._perturbation import check_positive, check_seed, score_coalitions
+from multiviz.adapters.base import Adapter, Batch, Capability
+from multiviz.atoms import AtomLayout
+from multiviz.methods._common import chosen_modalities, default_batch_size, sub_target, target_scores
+from multiviz.methods._perturbation import perturbation_attributions
+from multiviz.params import Integer, Names, Optional
 from multiviz.registry import register_method
-from multiviz.results import Attribution
+from multiviz.results import Attributions
 from multiviz.targets import Target, resolve_target
 
 
@@ -85,7 +79,18 @@ def solve_efficient(kept: np.ndarray, values: np.ndarray, weights: np.ndarray, t
     return np.append(solution, total - solution.sum())
 
 
-@register_method("kernel_shap", stage="U", requires={Capability.LOGITS, Capability.MASK})
+@register_method(
+    "kernel_shap",
+    stage="U",
+    requires={Capability.LOGITS, Capability.MASK},
+    params={
+        "modalities": Optional(Names()),
+        "n_samples": Integer(1),
+        "batch_size": Optional(Integer(1)),
+        "seed": Integer(),
+    },
+    result=Attributions,
+)
 def kernel_shap(
     adapter: Adapter,
     batch: Batch,
@@ -93,10 +98,10 @@ def kernel_shap(
     *,
     modalities: list[str] | None = None,
     n_samples: int = 2048,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     seed: int = 0,
     show_progress: bool = False,
-) -> dict[str, Attribution]:
+) -> Attributions:
     """KernelSHAP per modality: efficient Shapley values of the atoms (Lundberg and Lee 2017).
 
     Warns when ``n_samples`` is smaller than a sample's atom count (the regression is then
@@ -104,70 +109,47 @@ def kernel_shap(
     ``exact`` (True when every coalition was enumerated). ``show_progress=True`` draws a transient
     progress bar of the forward passes on stderr.
     """
-    require(adapter, Capability.MASK, "kernel_shap")
-    check_positive(n_samples, "n_samples")
-    seed = check_seed(seed)
     names = chosen_modalities(adapter, modalities)
+    batch_size = default_batch_size(adapter, batch_size)
     batch = adapter.validate(batch)
     resolved = resolve_target(adapter, batch, target)
 
     def score(perturbed: dict[str, Tensor], samples: Tensor) -> Tensor:
         return target_scores(adapter, perturbed, sub_target(resolved, samples))
 
-    results: dict[str, Attribution] = {}
-    for name in names:
-        layout = nonempty_layout(adapter, batch, name)
+    def warn_if_underdetermined(name: str, layout: AtomLayout) -> None:
         if n_samples < layout.max_atoms:
             warnings.warn(
                 f"modality '{name}': kernel_shap with n_samples={n_samples} is fewer than the "
                 f"{layout.max_atoms} atoms of a sample; the regression is underdetermined and the "
                 "attributions are a minimum-norm guess. Use n_samples of at least a few times the atoms.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        drawn = [kernel_shap_coalitions(d, n_samples, seed) for d in layout.n_atoms]
+
+    def draw(d: int) -> tuple[np.ndarray, np.ndarray]:
         # each sample's rows: the full coalition, the empty coalition, then the drawn ones
-        coalitions = [
-            np.concatenate([np.ones((1, d), bool), np.zeros((1, d), bool), kept])
-            for d, (kept, _) in zip(layout.n_atoms, drawn, strict=True)
-        ]
-        scores = score_coalitions(
-            adapter,
-            batch,
-            name,
-            layout,
-            coalitions,
-            score,
-            batch_size,
-            show_progress=show_progress,
-            description=f"kernel_shap: {name}",
-        )
-        weights = np.full((layout.batch_size, layout.max_atoms), np.nan)
-        full_scores, empty_scores = [], []
-        for sample, ((kept, kernel), values) in enumerate(zip(drawn, scores, strict=True)):
-            values64 = values.to("cpu", torch.float64).numpy()
-            full, empty = float(values64[0]), float(values64[1])
-            phi = solve_efficient(kept, values64[2:] - empty, kernel, full - empty)
-            weights[sample, : len(phi)] = phi
-            full_scores.append(full)
-            empty_scores.append(empty)
-        modality = modality_spec(adapter, name)
-        results[name] = make_attribution(
-            "kernel_shap",
-            modality,
-            layout,
-            weights,
-            resolved,
-            parameters={
-                "n_samples": n_samples,
-                "batch_size": batch_size,
-                "seed": seed,
-                "baseline": str(modality.baseline),
-            },
-            extras={
-                "score": full_scores,
-                "masked_score": empty_scores,
-                "exact": [bool(2**d - 2 <= n_samples) for d in layout.n_atoms],
-            },
-        )
-    return results
+        kept, kernel = kernel_shap_coalitions(d, n_samples, seed)
+        return np.concatenate([np.ones((1, d), bool), np.zeros((1, d), bool), kept]), kernel
+
+    def summarise(
+        sample: int, kept: np.ndarray, kernel: np.ndarray, values: np.ndarray
+    ) -> tuple[np.ndarray, dict]:
+        full, empty = float(values[0]), float(values[1])
+        phi = solve_efficient(kept[2:], values[2:] - empty, kernel, full - empty)
+        exact = bool(2 ** kept.shape[1] - 2 <= n_samples)
+        return phi, {"score": full, "masked_score": empty, "exact": exact}
+
+    return perturbation_attributions(
+        "kernel_shap",
+        adapter,
+        batch,
+        resolved,
+        names,
+        draw=draw,
+        score=score,
+        summarise=summarise,
+        batch_size=batch_size,
+        parameters={"batch_size": batch_size},
+        before=warn_if_underdetermined,
+    )

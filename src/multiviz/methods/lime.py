@@ -7,7 +7,7 @@ target score ``f(z)`` (a logit, or a hidden feature) is recorded. A weighted rid
 ``f(z) ~ intercept + sum_a w_a z_a`` with the LIME kernel ``pi(z) = sqrt(exp(-D(z)^2 / width^2))``, D the
 cosine distance between ``z`` and the all-ones coalition, is the local surrogate; its coefficient
 ``w_a`` is atom ``a``'s attribution (target units per atom kept). This is the per-modality LIME of the
-MultiViz and DIME seed papers. For a model linear in the atoms and ``alpha=0`` the weights are exact.
+MultiViz and DIME seed papers. For a model linear in the atoms and ``ridge=0`` the weights are exact.
 
 Perturbations of all samples are batched ``batch_size`` at a time on the model's device; the surrogate
 is fitted with scikit-learn on the CPU. Sampling is seeded: each sample's coalitions come from a fresh
@@ -20,20 +20,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.errors import InputError
-from multiviz.methods._common import (
-    chosen_modalities,
-    make_attribution,
-    modality_spec,
-    nonempty_layout,
-    sub_target,
-    target_scores,
-)
-from multiviz.methods._perturbation import check_positive, check_seed, score_coalitions
+from multiviz.methods._common import chosen_modalities, default_batch_size, sub_target, target_scores
+from multiviz.methods._perturbation import perturbation_attributions
+from multiviz.params import Integer, Names, Optional, Options, Real
 from multiviz.registry import register_method
-from multiviz.results import Attribution
+from multiviz.results import Attributions
 from multiviz.targets import Target, resolve_target
+
+#: the LIME surrogate's parameters, shared by LIME, DIME and the second-order LIME
+SURROGATE_PARAMS = {"kernel_width": Real(0, None, closed="neither"), "ridge": Real(0)}
 
 
 def lime_coalitions(n_atoms: int, n_samples: int, seed: int) -> np.ndarray:
@@ -57,31 +54,37 @@ def lime_kernel(kept: np.ndarray, kernel_width: float) -> np.ndarray:
     return np.sqrt(np.exp(-(distance**2) / kernel_width**2))
 
 
-def check_surrogate_parameters(kernel_width: float, alpha: float) -> None:
-    """The LIME kernel width must be a number > 0 and the ridge penalty a number >= 0."""
-    if not isinstance(kernel_width, int | float) or isinstance(kernel_width, bool) or kernel_width <= 0:
-        raise InputError(f"expected a float > 0, got {kernel_width!r}", argument="kernel_width")
-    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
-        raise InputError(f"expected a float >= 0, got {alpha!r}", argument="alpha")
-
-
 def fit_surrogate(
-    kept: np.ndarray, scores: np.ndarray, weights: np.ndarray, alpha: float
+    kept: np.ndarray, scores: np.ndarray, weights: np.ndarray, ridge: float
 ) -> tuple[np.ndarray, float, float]:
-    """Weighted ridge (``alpha > 0``) or least squares (``alpha = 0``) -> (coef, intercept, weighted R^2)."""
+    """Weighted ridge (``ridge > 0``) or least squares (``ridge = 0``) -> (coef, intercept, weighted R^2)."""
     try:
         from sklearn.linear_model import LinearRegression, Ridge
     except ImportError as error:  # pragma: no cover - scikit-learn is in the 'explain' extra
         raise ImportError("LIME's surrogate needs scikit-learn: pip install 'multiviz[explain]'") from error
 
-    model = Ridge(alpha=alpha, fit_intercept=True) if alpha > 0 else LinearRegression(fit_intercept=True)
+    model = Ridge(alpha=ridge, fit_intercept=True) if ridge > 0 else LinearRegression(fit_intercept=True)
     data = kept.astype(np.float64)
     model.fit(data, scores, sample_weight=weights)
     r2 = float(model.score(data, scores, sample_weight=weights))
     return np.asarray(model.coef_, dtype=np.float64), float(model.intercept_), r2
 
 
-@register_method("lime", stage="U", requires={Capability.LOGITS, Capability.MASK})
+@register_method(
+    "lime",
+    stage="U",
+    requires={Capability.LOGITS, Capability.MASK},
+    params={
+        "modalities": Optional(Names()),
+        "n_samples": Integer(1),
+        **SURROGATE_PARAMS,
+        "batch_size": Optional(Integer(1)),
+        "seed": Integer(),
+        "output": Options(("score", "probability")),
+    },
+    result=Attributions,
+    aliases={"alpha": "ridge"},
+)
 def lime(
     adapter: Adapter,
     batch: Batch,
@@ -90,27 +93,22 @@ def lime(
     modalities: list[str] | None = None,
     n_samples: int = 1000,
     kernel_width: float = 0.25,
-    alpha: float = 1.0,
-    batch_size: int = 256,
+    ridge: float = 1.0,
+    batch_size: int | None = None,
     seed: int = 0,
     output: str = "score",
     show_progress: bool = False,
-) -> dict[str, Attribution]:
+) -> Attributions:
     """LIME per modality: a kernel-weighted ridge surrogate over the atoms' presence (Ribeiro et al. 2016).
 
-    ``alpha`` is the ridge penalty (1.0 as in the ``lime`` package; 0 for ordinary weighted least squares).
-    ``output="score"`` explains the target score (a logit, or a feature); ``output="probability"`` the
-    target class's softmax probability, as the ``lime`` package's ``classifier_fn`` convention does.
-    ``extras`` holds, per sample, the surrogate's ``intercept`` and weighted ``r2``.
-    ``show_progress=True`` draws a transient progress bar of the forward passes on stderr.
+    ``ridge`` is the ridge penalty (1.0 as in the ``lime`` package; 0 for ordinary weighted least
+    squares; formerly ``alpha``). ``output="score"`` explains the target score (a logit, or a feature);
+    ``output="probability"`` the target class's softmax probability, as the ``lime`` package's
+    ``classifier_fn`` convention does. ``extras`` holds, per sample, the surrogate's ``intercept`` and
+    weighted ``r2``. ``show_progress=True`` draws a transient progress bar of the forward passes on stderr.
     """
-    require(adapter, Capability.MASK, "lime")
-    check_positive(n_samples, "n_samples")
-    seed = check_seed(seed)
-    check_surrogate_parameters(kernel_width, alpha)
-    if output not in ("score", "probability"):
-        raise InputError(f"expected 'score' or 'probability', got {output!r}", argument="output")
     names = chosen_modalities(adapter, modalities)
+    batch_size = default_batch_size(adapter, batch_size)
     batch = adapter.validate(batch)
     resolved = resolve_target(adapter, batch, target)
     if output == "probability" and resolved.source != "logits":
@@ -121,47 +119,20 @@ def lime(
             return sub_target(resolved, samples).select(torch.softmax(adapter.logits(perturbed), dim=1))
         return target_scores(adapter, perturbed, sub_target(resolved, samples))
 
-    results: dict[str, Attribution] = {}
-    for name in names:
-        layout = nonempty_layout(adapter, batch, name)
-        coalitions = [lime_coalitions(d, n_samples, seed) for d in layout.n_atoms]
-        scores = score_coalitions(
-            adapter,
-            batch,
-            name,
-            layout,
-            coalitions,
-            score,
-            batch_size,
-            show_progress=show_progress,
-            description=f"lime: {name}",
-        )
-        weights = np.full((layout.batch_size, layout.max_atoms), np.nan)
-        intercepts: list[float] = []
-        r2s: list[float | None] = []
-        for sample, (kept, values) in enumerate(zip(coalitions, scores, strict=True)):
-            coef, intercept, r2 = fit_surrogate(
-                kept, values.to("cpu", torch.float64).numpy(), lime_kernel(kept, kernel_width), alpha
-            )
-            weights[sample, : len(coef)] = coef
-            intercepts.append(intercept)
-            r2s.append(r2 if np.isfinite(r2) else None)
-        modality = modality_spec(adapter, name)
-        results[name] = make_attribution(
-            "lime",
-            modality,
-            layout,
-            weights,
-            resolved,
-            parameters={
-                "n_samples": n_samples,
-                "kernel_width": kernel_width,
-                "alpha": alpha,
-                "batch_size": batch_size,
-                "seed": seed,
-                "output": output,
-                "baseline": str(modality.baseline),
-            },
-            extras={"intercept": intercepts, "r2": r2s},
-        )
-    return results
+    def summarise(sample: int, kept: np.ndarray, _: object, values: np.ndarray) -> tuple[np.ndarray, dict]:
+        coef, intercept, r2 = fit_surrogate(kept, values, lime_kernel(kept, kernel_width), ridge)
+        return coef, {"intercept": intercept, "r2": r2 if np.isfinite(r2) else None}
+
+    return perturbation_attributions(
+        "lime",
+        adapter,
+        batch,
+        resolved,
+        names,
+        draw=lambda d: (lime_coalitions(d, n_samples, seed), None),
+        score=score,
+        summarise=summarise,
+        batch_size=batch_size,
+        parameters={"batch_size": batch_size},
+        units="probability" if output == "probability" else "target",
+    )

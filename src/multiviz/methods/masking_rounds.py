@@ -35,164 +35,30 @@ zeroes every text gradient (a bilinear fusion). The paper's confirmation test is
 of ``img_grad_mask_all`` and ``img_grad_mask_partial`` (rounds 3 and 4): at least ``similarity_threshold``
 means masking those few atoms does to the image side what masking the whole text does.
 
-"Text" and "image" are the paper's roles; any two modalities can play them (``text=`` and ``image=`` name
-them; the result's ``roles`` records which). Gradient norms are L2 norms over the elements that belong
-to atoms (special tokens and padding excluded), in target units per input unit.
+"Text" and "image" are the paper's roles; any two modalities can play them (``modality_a=`` names the
+text role and ``modality_b=`` the image role; the result's ``roles`` records which). Gradient norms are
+L2 norms over the elements that belong to atoms (special tokens and padding excluded), in target units
+per input unit.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, modality_by_name, require
+from multiviz.adapters.base import Adapter, Batch, Capability, modality_by_name
 from multiviz.atoms import AtomLayout
-from multiviz.errors import CapabilityError, InputError
+from multiviz.errors import InputError
 from multiviz.masking import broadcast_element_mask
 from multiviz.methods._common import aggregate_to_atoms, nonempty_layout, to_numpy
 from multiviz.modality import ModalityKind
+from multiviz.params import Optional, Options, Real, Text
 from multiviz.registry import register_method
-from multiviz.results import _Serialisable, array_from_json, array_to_json
+from multiviz.results import ROLES, MaskingRounds
 from multiviz.targets import ResolvedTarget, Target, resolve_target
-
-ROUNDS = ("intact", "image_masked", "text_masked", "bimodal_masked")
-ROLES = ("text", "image")
-DECISIONS = ("text-dominant", "image-dominant", "interaction")
-
-
-@dataclass(eq=False)
-class MaskingRounds(_Serialisable):
-    """The four masking rounds of every sample and the dominance decision drawn from them.
-
-    Attributes:
-        roles: ``{"text": name, "image": name}``: the modalities playing the paper's two roles.
-        gradient_norms: float64 ``[B, 4, 2]``; ``[b, r, m]`` is the L2 norm of the gradient of the target
-            with respect to role ``m`` (0 text, 1 image) in round ``r`` (order of ``ROUNDS``). Target units
-            per input unit.
-        target_score: float64 ``[B, 4]``: the target (logit or feature) in each round.
-        predicted_class: int ``[B][4]``: the arg-max class in each round.
-        relative_norm_change: float64 ``[B, 2]``: ``|n(2) - n(1)| / n(1)`` for the text gradient (image
-            masked) and ``|n(3) - n(1)| / n(1)`` for the image gradient (text masked); NaN when ``n(1)`` and
-            the other norm are both 0, ``inf`` when only ``n(1)`` is.
-        decision: per sample, one of ``"text-dominant"``, ``"image-dominant"``, ``"interaction"``.
-        bimodal_atoms: per sample, the indices of the text atoms masked in round 4; ``bimodal_labels``
-            their labels.
-        partial_similarity: float64 ``[B]``: cosine of the image gradients of rounds 3 and 4 (NaN when one
-            of them is zero).
-        bimodal_confirmed: per sample, ``partial_similarity >= similarity_threshold``.
-        target, target_index, parameters: as in :class:`multiviz.results.Attribution`; the thresholds are
-            in ``parameters``.
-    """
-
-    result_type: ClassVar[str] = "masking_rounds"
-    roles: dict[str, str]
-    gradient_norms: np.ndarray
-    target_score: np.ndarray
-    predicted_class: list[list[int]]
-    relative_norm_change: np.ndarray
-    decision: list[str]
-    bimodal_atoms: list[list[int]]
-    bimodal_labels: list[list[str]]
-    partial_similarity: np.ndarray
-    bimodal_confirmed: list[bool]
-    target: Any
-    target_index: list[int]
-    parameters: dict[str, Any] = field(default_factory=dict)
-    rounds: list[str] = field(default_factory=lambda: list(ROUNDS))
-
-    def __post_init__(self) -> None:
-        for name in ("gradient_norms", "target_score", "relative_norm_change", "partial_similarity"):
-            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
-        batch = len(self.decision)
-        if self.gradient_norms.shape != (batch, len(ROUNDS), len(ROLES)):
-            raise ValueError(
-                f"gradient_norms must be [B, 4, 2] with B = {batch}, got {self.gradient_norms.shape}"
-            )
-
-    def dominant_modality(self, index: int) -> str | None:
-        """The name of the dominant modality of sample ``index``; None for an interaction."""
-        decision = self.decision[index]
-        return None if decision == "interaction" else self.roles[decision.split("-")[0]]
-
-    def evidence(self, index: int) -> dict[str, Any]:
-        """The numbers behind the decision of sample ``index`` and the thresholds they were held against."""
-        norms = self.gradient_norms[index]
-        classes = self.predicted_class[index]
-        return {
-            "decision": self.decision[index],
-            "dominant_modality": self.dominant_modality(index),
-            "text_gradient_norm": {"intact": float(norms[0, 0]), "image_masked": float(norms[1, 0])},
-            "image_gradient_norm": {"intact": float(norms[0, 1]), "text_masked": float(norms[2, 1])},
-            "relative_norm_change": {
-                "text": float(self.relative_norm_change[index, 0]),
-                "image": float(self.relative_norm_change[index, 1]),
-            },
-            "class_kept": {"image_masked": classes[1] == classes[0], "text_masked": classes[2] == classes[0]},
-            "partial_similarity": float(self.partial_similarity[index]),
-            "bimodal_labels": list(self.bimodal_labels[index]),
-            "relative_norm_tolerance": self.parameters.get("relative_norm_tolerance"),
-            "min_gradient_norm": self.parameters.get("min_gradient_norm"),
-            "similarity_threshold": self.parameters.get("similarity_threshold"),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.result_type,
-            "roles": dict(self.roles),
-            "rounds": list(self.rounds),
-            "gradient_norms": array_to_json(self.gradient_norms),
-            "target_score": array_to_json(self.target_score),
-            "predicted_class": [list(map(int, row)) for row in self.predicted_class],
-            "relative_norm_change": _finite_or_label(self.relative_norm_change),
-            "decision": list(self.decision),
-            "bimodal_atoms": [list(map(int, row)) for row in self.bimodal_atoms],
-            "bimodal_labels": [list(row) for row in self.bimodal_labels],
-            "partial_similarity": array_to_json(self.partial_similarity),
-            "bimodal_confirmed": [bool(x) for x in self.bimodal_confirmed],
-            "target": self.target,
-            "target_index": list(self.target_index),
-            "parameters": self.parameters,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MaskingRounds:
-        return cls(
-            roles=dict(data["roles"]),
-            rounds=list(data.get("rounds", ROUNDS)),
-            gradient_norms=array_from_json(data["gradient_norms"]),
-            target_score=array_from_json(data["target_score"]),
-            predicted_class=[list(row) for row in data["predicted_class"]],
-            relative_norm_change=_finite_from_label(data["relative_norm_change"]),
-            decision=list(data["decision"]),
-            bimodal_atoms=[list(row) for row in data["bimodal_atoms"]],
-            bimodal_labels=[list(row) for row in data["bimodal_labels"]],
-            partial_similarity=array_from_json(data["partial_similarity"]),
-            bimodal_confirmed=list(data["bimodal_confirmed"]),
-            target=data["target"],
-            target_index=list(data["target_index"]),
-            parameters=dict(data.get("parameters", {})),
-        )
-
-
-def _finite_or_label(array: np.ndarray) -> Any:
-    """Like :func:`array_to_json`, with ``inf`` written as the string ``"inf"`` (JSON has no infinity)."""
-    rows = array_to_json(np.where(np.isinf(array), np.nan, array))
-    return [
-        ["inf" if math.isinf(value) else cell for value, cell in zip(row, cells, strict=True)]
-        for row, cells in zip(array.tolist(), rows, strict=True)
-    ]
-
-
-def _finite_from_label(data: Any) -> np.ndarray:
-    return np.array(
-        [[math.inf if cell == "inf" else math.nan if cell is None else cell for cell in row] for row in data],
-        dtype=np.float64,
-    )
 
 
 # -- the formulas ---------------------------------------------------------------------------------------
@@ -290,14 +156,15 @@ def _mask_all(adapter: Adapter, batch: dict[str, Tensor], name: str, layout: Ato
 
 
 def _roles(adapter: Adapter, text: str | None, image: str | None) -> dict[str, str]:
-    """Which modality plays "text" and which "image"; defaults for a two-modality model."""
+    """Which modality plays "text" (``modality_a``) and which "image" (``modality_b``); defaults for a
+    two-modality model."""
     names = [m.name for m in adapter.modalities]
     if text is None or image is None:
         if len(names) != 2:
             raise InputError(
-                f"this model has {len(names)} modalities {names}; name the two to compare with text=... "
-                "and image=...",
-                argument="text" if text is None else "image",
+                f"this model has {len(names)} modalities {names}; name the two to compare with "
+                "modality_a=... (the text role) and modality_b=... (the image role)",
+                argument="modality_a" if text is None else "modality_b",
             )
         texts = [m.name for m in adapter.modalities if m.modality_kind is ModalityKind.TEXT]
         if text is None and image is None:
@@ -308,43 +175,49 @@ def _roles(adapter: Adapter, text: str | None, image: str | None) -> dict[str, s
         else:
             image = next(n for n in names if n != text)
     assert text is not None and image is not None
-    modality_by_name(adapter.modalities, text, argument="text")
-    modality_by_name(adapter.modalities, image, argument="image")
+    modality_by_name(adapter.modalities, text, argument="modality_a")
+    modality_by_name(adapter.modalities, image, argument="modality_b")
     if text == image:
-        raise InputError(f"expected two different modalities, got {text!r} for both", argument="image")
+        raise InputError(f"expected two different modalities, got {text!r} for both", argument="modality_b")
     return {"text": text, "image": image}
 
 
-def _check_float(
-    value: float, argument: str, low: float, high: float = math.inf, open_low: bool = False
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise InputError(f"expected a number, got {value!r}", argument=argument)
-    if value < low or value > high or (open_low and value == low):
-        bound = f"> {low}" if open_low else f">= {low}"
-        raise InputError(f"expected a number {bound} and <= {high}, got {value!r}", argument=argument)
-    return float(value)
-
-
-@register_method("masking_rounds", stage="C", requires={Capability.GRADIENTS, Capability.MASK})
+@register_method(
+    "masking_rounds",
+    stage="C",
+    requires={Capability.GRADIENTS, Capability.MASK},
+    params={
+        "modality_a": Optional(Text()),
+        "modality_b": Optional(Text()),
+        "relative_norm_tolerance": Real(0),
+        "min_gradient_norm": Real(0),
+        "similarity_threshold": Real(-1, 1),
+        "bimodal_fraction": Real(0, 1, closed="right"),
+        "bimodal_atoms_by": Options(("masked_gradient", "gradient_change")),
+    },
+    result=MaskingRounds,
+    aliases={"text": "modality_a", "image": "modality_b"},
+)
 def masking_rounds(
     adapter: Adapter,
     batch: Batch,
     target: Target = "predicted",
     *,
-    text: str | None = None,
-    image: str | None = None,
+    modality_a: str | None = None,
+    modality_b: str | None = None,
     relative_norm_tolerance: float = 0.1,
     min_gradient_norm: float = 0.0,
     similarity_threshold: float = 0.9,
     bimodal_fraction: float = 0.2,
     bimodal_atoms_by: str = "masked_gradient",
+    show_progress: bool = False,
 ) -> MaskingRounds:
     """Masking rounds (CrossExplain, section 3): text-dominant, image-dominant or interaction, per sample.
 
     Four batched forward-backward passes (intact, image masked, text masked, bimodally important text atoms
-    masked); see the module docstring for the rule. ``text`` and ``image`` name the modalities playing the
-    paper's roles (any kinds; default for a two-modality model: its text modality as ``text``).
+    masked); see the module docstring for the rule. ``modality_a`` plays the paper's text role and
+    ``modality_b`` its image role (any kinds; formerly ``text`` and ``image``; default for a two-modality
+    model: its text modality as ``modality_a``).
     ``relative_norm_tolerance`` (default 0.1, our choice: the paper gives no number) is the largest
     relative change of a gradient norm still called "no significant difference"; ``min_gradient_norm``
     (default 0) the norm at or below which a modality counts as unused; ``similarity_threshold`` (default
@@ -352,24 +225,9 @@ def masking_rounds(
     0.2) the share of text atoms masked in round 4, chosen by ``bimodal_atoms_by`` (``"masked_gradient"``,
     the paper's; or ``"gradient_change"``).
     """
-    if Capability.GRADIENTS not in adapter.capabilities:
-        raise CapabilityError(
-            f"'masking_rounds' compares gradients, but {type(adapter).__name__} has no differentiable inputs "
-            f"(capabilities: {sorted(c.value for c in adapter.capabilities)}). Use a perturbation method "
-            "instead: 'shapley_interaction' (cross-modal pair interactions from logits and masking) or "
-            "'occlusion'."
-        )
-    require(adapter, Capability.MASK, "masking_rounds")
-    tolerance = _check_float(relative_norm_tolerance, "relative_norm_tolerance", 0.0)
-    floor = _check_float(min_gradient_norm, "min_gradient_norm", 0.0)
-    threshold = _check_float(similarity_threshold, "similarity_threshold", -1.0, 1.0)
-    fraction = _check_float(bimodal_fraction, "bimodal_fraction", 0.0, 1.0, open_low=True)
-    if bimodal_atoms_by not in ("masked_gradient", "gradient_change"):
-        raise InputError(
-            f"expected 'masked_gradient' or 'gradient_change', got {bimodal_atoms_by!r}",
-            argument="bimodal_atoms_by",
-        )
-    roles = _roles(adapter, text, image)
+    tolerance, floor = relative_norm_tolerance, min_gradient_norm
+    threshold, fraction = similarity_threshold, bimodal_fraction
+    roles = _roles(adapter, modality_a, modality_b)
     batch = adapter.validate(batch)
     layouts = {role: nonempty_layout(adapter, batch, roles[role]) for role in ROLES}
     kinds = {role: modality_by_name(adapter.modalities, roles[role]).modality_kind for role in ROLES}

@@ -11,22 +11,33 @@ atoms; the unimodal-versus-multimodal question of the seed papers):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.errors import InputError
 from multiviz.methods._common import chosen_modalities, nonempty_layout, target_scores, to_numpy
-from multiviz.registry import get_method, register_method
-from multiviz.results import Attribution, ModalitySummary
+from multiviz.params import Data, Names, Optional, Text
+from multiviz.registry import get_method, list_methods, register_method
+from multiviz.results import Attribution, Attributions, ModalitySummary
 from multiviz.targets import Target, resolve_target
 
 
-@register_method("modality_summary", stage="U", requires={Capability.LOGITS, Capability.MASK})
+@register_method(
+    "modality_summary",
+    stage="U",
+    requires={Capability.LOGITS, Capability.MASK},
+    params={
+        "attributions": Optional(Data("one Attribution per modality, for the same batch and target")),
+        "method": Text(),
+        "method_options": Optional(Data("the parameters of that method", record=True)),
+        "modalities": Optional(Names()),
+    },
+    result=ModalitySummary,
+)
 def modality_summary(
     adapter: Adapter,
     batch: Batch,
@@ -36,25 +47,28 @@ def modality_summary(
     method: str = "occlusion",
     method_options: Mapping[str, Any] | None = None,
     modalities: list[str] | None = None,
+    show_progress: bool = False,
 ) -> ModalitySummary:
     """Each modality's share of the absolute attribution, and the prediction with the modality masked.
 
     Pass ``attributions`` (one :class:`Attribution` per modality, for the same batch and target) to reuse
-    them; otherwise the registered stage-U ``method`` (any but ``grad_cam``, which explains one image
-    modality) is run on every modality with ``method_options``.
+    them; otherwise the registered stage-U ``method`` (any that returns :class:`Attributions` and needs no
+    parameter beyond the target, so not ``grad_cam``, which needs a layer) is run on every modality with
+    ``method_options``.
     """
-    require(adapter, Capability.MASK, "modality_summary")
     names = chosen_modalities(adapter, modalities)
     batch = adapter.validate(batch)
     resolved = resolve_target(adapter, batch, target)
     if attributions is None:
         info = get_method(method)
-        if info.stage != "U" or info.name in ("modality_summary", "grad_cam"):
-            raise InputError(f"expected a stage-U attribution method, got {method!r}", argument="method")
-        options = dict(method_options or {})
-        if "target" in inspect.signature(info.function).parameters:
-            options["target"] = target
-        attributions = info.function(adapter, batch, modalities=names, **options)
+        if info.stage != "U" or info.result is not Attributions or info.required:
+            runnable = [m.name for m in list_methods("U") if m.result is Attributions and not m.required]
+            raise InputError(
+                f"expected a stage-U attribution method that needs no parameter, one of {runnable}; "
+                f"got {method!r}",
+                argument="method",
+            )
+        attributions = info.function(adapter, batch, target, modalities=names, **dict(method_options or {}))
         method_name = method
     else:
         method_name = _check_attributions(attributions, names, resolved.index.tolist())
@@ -72,7 +86,7 @@ def modality_summary(
         masked_probability.append(values[1])
     return ModalitySummary(
         modalities=names,
-        method=method_name,
+        method="modality_summary",
         share=share,
         score=score,
         probability=probability,
@@ -80,7 +94,7 @@ def modality_summary(
         masked_probability=np.stack(masked_probability, axis=1),
         target=resolved.spec,
         target_index=resolved.index.tolist(),
-        parameters={"method_options": dict(method_options or {})} if attributions is None else {},
+        parameters={"method": method_name},
     )
 
 

@@ -16,38 +16,40 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
-from multiviz.methods._common import (
-    chosen_modalities,
-    make_attribution,
-    modality_spec,
-    nonempty_layout,
-    sub_target,
-    target_scores,
-)
-from multiviz.methods._perturbation import check_positive, score_coalitions
+from multiviz.adapters.base import Adapter, Batch, Capability
+from multiviz.methods._common import chosen_modalities, default_batch_size, sub_target, target_scores
+from multiviz.methods._perturbation import perturbation_attributions
+from multiviz.params import Integer, Names, Optional
 from multiviz.registry import register_method
-from multiviz.results import Attribution
+from multiviz.results import Attributions
 from multiviz.targets import Target, resolve_target
 
+#: the parameters every occlusion-style method takes
+OCCLUSION_PARAMS = {"modalities": Optional(Names()), "batch_size": Optional(Integer(1))}
 
-@register_method("occlusion", stage="U", requires={Capability.LOGITS, Capability.MASK})
+
+@register_method(
+    "occlusion",
+    stage="U",
+    requires={Capability.LOGITS, Capability.MASK},
+    params=OCCLUSION_PARAMS,
+    result=Attributions,
+)
 def occlusion(
     adapter: Adapter,
     batch: Batch,
     target: Target = "predicted",
     *,
     modalities: list[str] | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     show_progress: bool = False,
-) -> dict[str, Attribution]:
+) -> Attributions:
     """Drop of the target score when each atom alone is masked; ``batch_size`` perturbations per forward.
 
     ``show_progress=True`` draws a transient progress bar of the forward passes on stderr.
     """
-    require(adapter, Capability.MASK, "occlusion")
-    check_positive(batch_size, "batch_size")
     names = chosen_modalities(adapter, modalities)
+    batch_size = default_batch_size(adapter, batch_size)
     batch = adapter.validate(batch)
     with torch.no_grad():
         logits = adapter.logits(batch)
@@ -58,30 +60,23 @@ def occlusion(
             if resolved.source == "logits"
             else target_scores(adapter, batch, resolved)
         )
+    full64 = full.to("cpu", torch.float64).numpy()
 
     def score(perturbed: dict[str, Tensor], samples: Tensor) -> Tensor:
         return target_scores(adapter, perturbed, sub_target(resolved, samples))
 
-    results: dict[str, Attribution] = {}
-    for name in names:
-        layout = nonempty_layout(adapter, batch, name)
-        # one coalition per atom: every atom kept but that one
-        coalitions = [~np.eye(d, dtype=bool) for d in layout.n_atoms]
-        scores = score_coalitions(
-            adapter,
-            batch,
-            name,
-            layout,
-            coalitions,
-            score,
-            batch_size,
-            show_progress=show_progress,
-            description=f"occlusion: {name}",
-        )
-        drop = np.full((layout.batch_size, layout.max_atoms), np.nan)
-        for sample, values in enumerate(scores):
-            drop[sample, : len(values)] = float(full[sample]) - values.to("cpu", torch.float64).numpy()
-        modality = modality_spec(adapter, name)
-        parameters = {"batch_size": batch_size, "baseline": str(modality.baseline)}
-        results[name] = make_attribution("occlusion", modality, layout, drop, resolved, parameters)
-    return results
+    def summarise(sample: int, kept: np.ndarray, _: object, values: np.ndarray) -> tuple[np.ndarray, dict]:
+        return full64[sample] - values, {}
+
+    return perturbation_attributions(
+        "occlusion",
+        adapter,
+        batch,
+        resolved,
+        names,
+        draw=lambda d: (~np.eye(d, dtype=bool), None),  # every atom kept but one
+        score=score,
+        summarise=summarise,
+        batch_size=batch_size,
+        parameters={"batch_size": batch_size},
+    )

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.adapters.second_order import second_order_context
 from multiviz.atoms import AtomLayout
 from multiviz.errors import CapabilityError, InputError
@@ -53,8 +53,8 @@ from multiviz.methods._common import (
     target_scores,
     to_numpy,
 )
-from multiviz.methods._perturbation import check_positive
 from multiviz.modality import ModalityKind
+from multiviz.params import Indices, Integer, Optional, Options, Text
 from multiviz.progress import track
 from multiviz.registry import register_method
 from multiviz.results import InteractionMap
@@ -67,7 +67,20 @@ REDUCTIONS = ("gradient_x_input", "gradient")
 _NO_DOUBLE_BACKWARD = ("is not implemented", "once_differentiable", "differentiate twice")
 
 
-@register_method("second_order_gradient", stage="C", requires={Capability.GRADIENTS})
+@register_method(
+    "second_order_gradient",
+    stage="C",
+    requires={Capability.GRADIENTS},
+    params={
+        "modality_a": Text(),
+        "modality_b": Text(),
+        "atoms_a": Optional(Indices()),
+        "first_order": Options(REDUCTIONS),
+        "second_order": Options(REDUCTIONS),
+        "atoms_per_backward": Optional(Integer(1)),
+    },
+    result=InteractionMap,
+)
 def second_order_gradient(
     adapter: Adapter,
     batch: Batch,
@@ -112,11 +125,6 @@ def second_order_gradient(
             attention (``attn_implementation="eager"``, or inside
             ``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)``).
     """
-    require(adapter, Capability.GRADIENTS, "second_order_gradient")
-    _check_reduction(first_order, "first_order")
-    _check_reduction(second_order, "second_order")
-    if atoms_per_backward is not None:
-        check_positive(atoms_per_backward, "atoms_per_backward")
     batch = adapter.validate(batch)
     spec_a, spec_b = check_modality_pair(adapter, modality_a, modality_b)
     layout_a = nonempty_layout(adapter, batch, modality_a)
@@ -153,11 +161,6 @@ def second_order_gradient(
         },
         extras={"score": to_numpy(score).tolist(), "additive": additive, "backward": backward},
     )
-
-
-def _check_reduction(value: str, argument: str) -> None:
-    if value not in REDUCTIONS:
-        raise InputError(f"expected one of {list(REDUCTIONS)}, got {value!r}", argument=argument)
 
 
 def check_modality_pair(adapter: Adapter, modality_a: str, modality_b: str) -> tuple[Any, Any]:

@@ -49,12 +49,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multiviz.adapters.base import Adapter, Batch, Capability, require
+from multiviz.adapters.base import Adapter, Batch, Capability
 from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.methods._common import (
     chosen_modalities,
     chunks,
+    default_batch_size,
     make_attribution,
     modality_spec,
     nonempty_layout,
@@ -62,9 +63,9 @@ from multiviz.methods._common import (
     sub_target,
     target_scores,
 )
-from multiviz.methods._perturbation import check_positive, check_seed
+from multiviz.params import Integer, Names, Optional, Options
 from multiviz.registry import register_method
-from multiviz.results import Attribution, InteractionMap, _Serialisable, array_from_json, array_to_json
+from multiviz.results import Attribution, InteractionMap, Result
 from multiviz.targets import ResolvedTarget, Target, resolve_target
 
 INDICES = ("k-SII", "SII", "STII", "FSII")
@@ -99,7 +100,7 @@ def _shapiq() -> Any:
 
 
 @dataclass(eq=False)
-class ShapleyInteractions(_Serialisable):
+class ShapleyInteractions(Result):
     """First-order values and cross-modal pair interactions of the atoms of several modalities.
 
     Attributes:
@@ -142,6 +143,9 @@ class ShapleyInteractions(_Serialisable):
     target: Any
     target_index: list[int]
     parameters: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    method: str = "shapley_interaction"
+    units: str = "target"
 
     def __post_init__(self) -> None:
         for name in ("score", "empty_score", "within_modality_sum", "redundant_share"):
@@ -158,48 +162,6 @@ class ShapleyInteractions(_Serialisable):
     def redundancy_gap(self, modality_a: str, modality_b: str) -> np.ndarray:
         """The redundancy gap of every cross-modal pair, ``-I_ij`` (our reading; module docstring)."""
         return redundancy_gap(self.pair(modality_a, modality_b))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.result_type,
-            "modalities": list(self.modalities),
-            "index": self.index,
-            "approximator": self.approximator,
-            "first_order": {k: v.to_dict() for k, v in self.first_order.items()},
-            "pairs": {k: v.to_dict() for k, v in self.pairs.items()},
-            "score": array_to_json(self.score),
-            "empty_score": array_to_json(self.empty_score),
-            "within_modality_sum": array_to_json(self.within_modality_sum),
-            "redundant_share": array_to_json(self.redundant_share),
-            "top_synergistic": self.top_synergistic,
-            "top_redundant": self.top_redundant,
-            "budget_used": list(self.budget_used),
-            "exact": list(self.exact),
-            "target": self.target,
-            "target_index": list(self.target_index),
-            "parameters": self.parameters,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ShapleyInteractions:
-        return cls(
-            modalities=list(data["modalities"]),
-            index=data["index"],
-            approximator=data["approximator"],
-            first_order={k: Attribution.from_dict(v) for k, v in data["first_order"].items()},
-            pairs={k: InteractionMap.from_dict(v) for k, v in data["pairs"].items()},
-            score=array_from_json(data["score"]),
-            empty_score=array_from_json(data["empty_score"]),
-            within_modality_sum=array_from_json(data["within_modality_sum"]),
-            redundant_share=array_from_json(data["redundant_share"]),
-            top_synergistic=[list(row) for row in data["top_synergistic"]],
-            top_redundant=[list(row) for row in data["top_redundant"]],
-            budget_used=list(data["budget_used"]),
-            exact=list(data["exact"]),
-            target=data["target"],
-            target_index=list(data["target_index"]),
-            parameters=dict(data.get("parameters", {})),
-        )
 
 
 # -- formulas --------------------------------------------------------------------------------------------
@@ -364,7 +326,21 @@ def _check_choices(index: str, approximator: str) -> str:
     return approximator
 
 
-@register_method("shapley_interaction", stage="C", requires={Capability.LOGITS, Capability.MASK})
+@register_method(
+    "shapley_interaction",
+    stage="C",
+    requires={Capability.LOGITS, Capability.MASK},
+    params={
+        "modalities": Optional(Names()),
+        "index": Options(INDICES),
+        "approximator": Options(("auto", *APPROXIMATORS)),
+        "budget": Integer(1),
+        "batch_size": Optional(Integer(1)),
+        "seed": Integer(),
+        "top_k": Integer(1),
+    },
+    result=ShapleyInteractions,
+)
 def shapley_interaction(
     adapter: Adapter,
     batch: Batch,
@@ -374,9 +350,10 @@ def shapley_interaction(
     index: str = "k-SII",
     approximator: str = "auto",
     budget: int = 2048,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     seed: int = 0,
     top_k: int = 5,
+    show_progress: bool = False,
 ) -> ShapleyInteractions:
     """Pairwise Shapley interactions of atoms across modalities and their redundancy gap (FL-I2MoE).
 
@@ -387,11 +364,7 @@ def shapley_interaction(
     pairs are listed as most synergistic and most redundant per sample. See the module docstring for the
     game, the budget rule and our reading of the redundancy gap.
     """
-    require(adapter, Capability.MASK, "shapley_interaction")
-    check_positive(budget, "budget")
-    check_positive(batch_size, "batch_size")
-    check_positive(top_k, "top_k")
-    seed = check_seed(seed)
+    batch_size = default_batch_size(adapter, batch_size)
     used_approximator = _check_choices(index, approximator)
     names = chosen_modalities(adapter, modalities)
     if len(set(names)) < 2:

@@ -73,7 +73,21 @@ class FusionClassifier(nn.Module):
         raise NotImplementedError
 
     def forward(self, **inputs: Tensor) -> Tensor:
-        return self.head(self.body(self.fuse(self.encode(inputs))))
+        return self.logits_from_encodings(self.encode(inputs))
+
+    # -- the separable-model protocol (multiviz.adapters.base.SeparableModel) ---------------------------
+    @property
+    def is_separable(self) -> bool:
+        """True unless a subclass replaced :meth:`forward` (then encode-then-fuse may not describe it)."""
+        return type(self).forward is FusionClassifier.forward
+
+    def encode_modality(self, name: str, inputs: Tensor) -> Tensor:
+        """Encoder ``name`` on its input ``[B, ...]`` -> ``[B, d]``."""
+        return self.encoders[name](inputs)
+
+    def logits_from_encodings(self, encodings: Sequence[Tensor]) -> Tensor:
+        """Logits from one encoding per modality, in :attr:`modality_names` order."""
+        return self.head(self.body(self.fuse(list(encodings))))
 
     # -- what TorchAdapter, the trainer and checkpoints use --------------------------------------------
     def embedding_modules(self) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from multiviz.errors import InputError
-from multiviz.results import _Serialisable
+from multiviz.results import Result
 
 
 @dataclass(eq=False)
@@ -47,7 +47,7 @@ class LambdaStep:
 
 
 @dataclass(eq=False)
-class SparsePath(_Serialisable):
+class SparsePath(Result):
     """A multinomial elastic-net path on standardised features (MultiViz stage P, Wong et al. 2021).
 
     Attributes:

@@ -20,7 +20,7 @@ from multiviz.adapters.base import Adapter, Batch
 from multiviz.errors import InputError
 from multiviz.registry import get_method
 from multiviz.representations.extraction import FeatureStore
-from multiviz.results import _Serialisable, result_from_dict
+from multiviz.results import Result, result_from_dict
 
 
 def feature_target(feature: int, layer: str | None = None) -> tuple[str, int] | tuple[str, int, str]:
@@ -84,7 +84,7 @@ def _first_k_largest(values: np.ndarray, k: int) -> np.ndarray:
 
 
 @dataclass(eq=False)
-class FeatureExtremes(_Serialisable):
+class FeatureExtremes(Result):
     """R_g for one feature: the datapoints that maximise and minimise it, with their explanations.
 
     ``top_rows[i]`` is a row of the data set with activation ``top_values[i]`` (largest first);
@@ -158,7 +158,7 @@ def global_analysis(
         else:
             batch = {key: value[index] for key, value in dataset.items() if isinstance(value, Tensor)}
         result = explain_feature(adapter, batch, feature, layer=store.layer, method=method, **options)
-        explanations.append(result if isinstance(result, dict) else {"result": result})
+        explanations.append(dict(result) if isinstance(result, Mapping) else {"result": result})
     return FeatureExtremes(
         feature=feature,
         layer=store.layer,

@@ -17,7 +17,7 @@ import torch
 
 from multiviz.errors import InputError
 from multiviz.prediction.elastic_net import solve_elastic_net
-from multiviz.results import _Serialisable
+from multiviz.results import Result
 
 UNCERTAINTY = ("least_confidence", "entropy")
 
@@ -41,7 +41,7 @@ class ErrorModel:
 
 
 @dataclass(eq=False)
-class ErrorAnalysis(_Serialisable):
+class ErrorAnalysis(Result):
     """Features ranked by their link to the model's errors and the points each strategy selects.
 
     ``selections[strategy]`` are rows of the pool (``"targeted"``, ``"random"``, ``"uncertainty"``);

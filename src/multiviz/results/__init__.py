@@ -1,0 +1,50 @@
+"""Typed, serialisable results: numbers and labels, never a model.
+
+Every result is a dataclass deriving from :class:`Result`, with the common fields ``method``,
+``parameters``, ``extras`` and ``units`` (and ``target`` / ``target_index`` where it explains a target),
+a generated strict-JSON form (``to_dict`` / ``to_json``) and a binary form (``to_bytes``) for the run
+store; :func:`result_from_dict` and :func:`result_from_bytes` rebuild any of them. Arrays are numpy
+arrays; a batch with samples of different atom counts is padded with NaN.
+
+Importing :mod:`multiviz` defines every result type, so the two readers know them all.
+"""
+
+from multiviz.results._base import (
+    COMMON_FIELDS,
+    RESULT_TYPES,
+    Result,
+    decode,
+    encode,
+    result_from_bytes,
+    result_from_dict,
+)
+from multiviz.results.attribution import Attribution, Attributions, ModalitySummary
+from multiviz.results.interaction import (
+    DECISIONS,
+    ROLES,
+    ROUNDS,
+    Disentanglement,
+    EMAPResult,
+    InteractionMap,
+    MaskingRounds,
+)
+
+__all__ = [
+    "COMMON_FIELDS",
+    "DECISIONS",
+    "RESULT_TYPES",
+    "ROLES",
+    "ROUNDS",
+    "Attribution",
+    "Attributions",
+    "Disentanglement",
+    "EMAPResult",
+    "InteractionMap",
+    "MaskingRounds",
+    "ModalitySummary",
+    "Result",
+    "decode",
+    "encode",
+    "result_from_bytes",
+    "result_from_dict",
+]

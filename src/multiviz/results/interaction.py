@@ -1,0 +1,247 @@
+"""Stage C results: interaction maps between the atoms of two modalities, DIME's disentanglement, EMAP's
+additive projection of a data set, and the masking-rounds dominance test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from multiviz.results._base import Result
+from multiviz.results.attribution import Attribution
+
+#: the four masking rounds and the two roles of :class:`MaskingRounds` (CrossExplain, section 3)
+ROUNDS = ("intact", "image_masked", "text_masked", "bimodal_masked")
+ROLES = ("text", "image")
+DECISIONS = ("text-dominant", "image-dominant", "interaction")
+
+
+@dataclass(eq=False)
+class InteractionMap(Result):
+    """Cross-modal interaction between the atoms of two modalities (MultiViz stage C).
+
+    ``values[b, i, j]`` is the interaction of atom ``i`` of ``modality_a`` with atom ``j`` of
+    ``modality_b`` for sample ``b`` (e.g. a second-order derivative, or the second-order difference
+    f(x) - f(x without i) - f(x without j) + f(x without i and j)). NaN pads ragged samples.
+    ``parameters`` holds the method's hyperparameters; ``extras`` method-specific numbers per sample
+    (e.g. ``f(x)``, or a surrogate's fit).
+    """
+
+    result_type: ClassVar[str] = "interaction_map"
+    modality_a: str
+    modality_b: str
+    method: str
+    labels_a: list[list[str]]
+    labels_b: list[list[str]]
+    values: np.ndarray
+    target: Any
+    target_index: list[int]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    units: str = "target"
+
+    def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float64)
+        if self.values.ndim != 3 or not self.values.shape[0] == len(self.labels_a) == len(self.labels_b):
+            raise ValueError(f"values must be [B, A1, A2], got {self.values.shape}")
+
+
+@dataclass(eq=False)
+class Disentanglement(Result):
+    """DIME's split of an explanation into unimodal contributions and multimodal interactions.
+
+    For each modality, ``unimodal[m]`` explains UC(M), the additive part of the model's logit (EMAP
+    projection, Hessel and Lee 2020), and ``interaction[m]`` explains MI(M) = M - UC(M) (Lyu et al.,
+    DIME, AIES 2022, section 3). ``uninformative[b]`` flags samples whose outputs never changed under
+    perturbation, for which the explanations carry no information. ``extras`` holds the sample-set
+    bookkeeping shared by all the attributions inside.
+    """
+
+    result_type: ClassVar[str] = "disentanglement"
+    method: str
+    unimodal: dict[str, Attribution]
+    interaction: dict[str, Attribution]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    uninformative: list[bool] = field(default_factory=list)
+    target: Any = None
+    target_index: list[int] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    units: str = "target"
+
+
+@dataclass(eq=False)
+class EMAPResult(Result):
+    """EMAP's split of a model's logits on a sample set into additive and interactive parts.
+
+    Attributes:
+        modalities: the modality names.
+        full_logits: float64 ``[N, C]``; ``M(x^(i))``, the model's logits.
+        unimodal_logits: float64 ``[N, C]``; ``UC(x^(i))``, the EMAP projection (additive part).
+        interaction_logits: float64 ``[N, C]``; ``MI = full - UC``.
+        target, target_index: the explained class (as given; resolved per datapoint).
+        labels: per datapoint the label, when the batch had ``"label"``.
+        parameters: the hyperparameters; ``extras``: ``exact`` (whether the grid was exact) and ``forwards``.
+
+    Summary numbers (properties, also in ``to_dict()["summary"]``):
+        interactive_share: ``var_i MI[i, t_i] / var_i M[i, t_i]``, over datapoints, of the target class
+            logit ``t_i`` of each datapoint (the predicted class by default).
+        interactive_share_per_class: the same ratio for each class ``c`` (``[C]``); ``interactive_share_mean``
+            its mean over classes. 0 for an additive model; NaN where the logit does not vary.
+        agreement: fraction of datapoints where ``argmax UC`` equals the model's ``argmax M``.
+        accuracy, additive_accuracy: of ``argmax M`` and ``argmax UC`` against the labels (None without).
+    """
+
+    result_type: ClassVar[str] = "emap"
+    modalities: list[str]
+    full_logits: np.ndarray
+    unimodal_logits: np.ndarray
+    interaction_logits: np.ndarray
+    target: Any
+    target_index: list[int]
+    labels: list[int] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    method: str = "emap"
+    units: str = "logit"
+
+    def __post_init__(self) -> None:
+        self.full_logits = np.asarray(self.full_logits, dtype=np.float64)
+        self.unimodal_logits = np.asarray(self.unimodal_logits, dtype=np.float64)
+        self.interaction_logits = np.asarray(self.interaction_logits, dtype=np.float64)
+
+    @property
+    def interactive_share_per_class(self) -> np.ndarray:
+        return _variance_ratio(self.interaction_logits, self.full_logits)
+
+    @property
+    def interactive_share_mean(self) -> float:
+        return float(np.nanmean(self.interactive_share_per_class))
+
+    @property
+    def interactive_share(self) -> float:
+        rows = np.arange(len(self.target_index))
+        index = np.asarray(self.target_index, dtype=np.int64)
+        ratio = _variance_ratio(
+            self.interaction_logits[rows, index][:, None], self.full_logits[rows, index][:, None]
+        )
+        return float(ratio[0])
+
+    @property
+    def agreement(self) -> float:
+        return float(np.mean(self.unimodal_logits.argmax(1) == self.full_logits.argmax(1)))
+
+    @property
+    def accuracy(self) -> float | None:
+        if self.labels is None:
+            return None
+        return float(np.mean(self.full_logits.argmax(1) == np.asarray(self.labels)))
+
+    @property
+    def additive_accuracy(self) -> float | None:
+        if self.labels is None:
+            return None
+        return float(np.mean(self.unimodal_logits.argmax(1) == np.asarray(self.labels)))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "interactive_share": _finite_or_none(self.interactive_share),
+            "interactive_share_mean": _finite_or_none(self.interactive_share_mean),
+            "interactive_share_per_class": [
+                _finite_or_none(float(v)) for v in self.interactive_share_per_class
+            ],
+            "agreement": self.agreement,
+            "accuracy": self.accuracy,
+            "additive_accuracy": self.additive_accuracy,
+        }
+
+
+@dataclass(eq=False)
+class MaskingRounds(Result):
+    """The four masking rounds of every sample and the dominance decision drawn from them.
+
+    Attributes:
+        roles: ``{"text": name, "image": name}``: the modalities playing the paper's two roles.
+        gradient_norms: float64 ``[B, 4, 2]``; ``[b, r, m]`` is the L2 norm of the gradient of the target
+            with respect to role ``m`` (0 text, 1 image) in round ``r`` (order of ``ROUNDS``). Target units
+            per input unit.
+        target_score: float64 ``[B, 4]``: the target (logit or feature) in each round.
+        predicted_class: int ``[B][4]``: the arg-max class in each round.
+        relative_norm_change: float64 ``[B, 2]``: ``|n(2) - n(1)| / n(1)`` for the text gradient (image
+            masked) and ``|n(3) - n(1)| / n(1)`` for the image gradient (text masked); NaN when ``n(1)`` and
+            the other norm are both 0, ``inf`` when only ``n(1)`` is.
+        decision: per sample, one of ``"text-dominant"``, ``"image-dominant"``, ``"interaction"``.
+        bimodal_atoms: per sample, the indices of the text atoms masked in round 4; ``bimodal_labels``
+            their labels.
+        partial_similarity: float64 ``[B]``: cosine of the image gradients of rounds 3 and 4 (NaN when one
+            of them is zero).
+        bimodal_confirmed: per sample, ``partial_similarity >= similarity_threshold``.
+        target, target_index, parameters: as in :class:`multiviz.results.Attribution`; the thresholds are
+            in ``parameters``.
+    """
+
+    result_type: ClassVar[str] = "masking_rounds"
+    roles: dict[str, str]
+    gradient_norms: np.ndarray
+    target_score: np.ndarray
+    predicted_class: list[list[int]]
+    relative_norm_change: np.ndarray
+    decision: list[str]
+    bimodal_atoms: list[list[int]]
+    bimodal_labels: list[list[str]]
+    partial_similarity: np.ndarray
+    bimodal_confirmed: list[bool]
+    target: Any
+    target_index: list[int]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    rounds: list[str] = field(default_factory=lambda: list(ROUNDS))
+    extras: dict[str, Any] = field(default_factory=dict)
+    method: str = "masking_rounds"
+    units: str = "target per input unit"
+
+    def __post_init__(self) -> None:
+        for name in ("gradient_norms", "target_score", "relative_norm_change", "partial_similarity"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        batch = len(self.decision)
+        if self.gradient_norms.shape != (batch, len(ROUNDS), len(ROLES)):
+            raise ValueError(
+                f"gradient_norms must be [B, 4, 2] with B = {batch}, got {self.gradient_norms.shape}"
+            )
+
+    def dominant_modality(self, index: int) -> str | None:
+        """The name of the dominant modality of sample ``index``; None for an interaction."""
+        decision = self.decision[index]
+        return None if decision == "interaction" else self.roles[decision.split("-")[0]]
+
+    def evidence(self, index: int) -> dict[str, Any]:
+        """The numbers behind the decision of sample ``index`` and the thresholds they were held against."""
+        norms = self.gradient_norms[index]
+        classes = self.predicted_class[index]
+        return {
+            "decision": self.decision[index],
+            "dominant_modality": self.dominant_modality(index),
+            "text_gradient_norm": {"intact": float(norms[0, 0]), "image_masked": float(norms[1, 0])},
+            "image_gradient_norm": {"intact": float(norms[0, 1]), "text_masked": float(norms[2, 1])},
+            "relative_norm_change": {
+                "text": float(self.relative_norm_change[index, 0]),
+                "image": float(self.relative_norm_change[index, 1]),
+            },
+            "class_kept": {"image_masked": classes[1] == classes[0], "text_masked": classes[2] == classes[0]},
+            "partial_similarity": float(self.partial_similarity[index]),
+            "bimodal_labels": list(self.bimodal_labels[index]),
+            "relative_norm_tolerance": self.parameters.get("relative_norm_tolerance"),
+            "min_gradient_norm": self.parameters.get("min_gradient_norm"),
+            "similarity_threshold": self.parameters.get("similarity_threshold"),
+        }
+
+
+def _variance_ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """``var(part[:, c]) / var(whole[:, c])`` per column (population variances); NaN if ``whole`` is flat."""
+    numerator = part.var(axis=0)
+    denominator = whole.var(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if np.isfinite(value) else None
