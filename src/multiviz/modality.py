@@ -8,6 +8,7 @@ tables into features; those three are masked with zero.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -241,3 +242,12 @@ class Modality:
             channels=data.get("channels"),
             shape=tuple(shape) if shape is not None else None,
         )
+
+
+def modality_by_name(modalities: Sequence[Modality], name: str, argument: str = "modality") -> Modality:
+    """The modality called ``name``; an :class:`InputError` listing the known names otherwise."""
+    for modality in modalities:
+        if modality.name == name:
+            return modality
+    known = ", ".join(repr(m.name) for m in modalities)
+    raise InputError(f"unknown modality {name!r}; this model has: {known}", argument=argument)

@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from multiviz.atoms import AtomLayout
-from multiviz.errors import CapabilityError, InputError
+from multiviz.errors import CapabilityError
 from multiviz.modality import Modality
+from multiviz.modality import modality_by_name as modality_by_name  # re-exported
 
 #: A batch: one tensor per modality name, batch axis first, plus optionally ``"label"`` and any extra
 #: forward arguments the adapter declares (e.g. ``attention_mask``).
@@ -137,12 +138,3 @@ def layered_model(adapter: Adapter) -> torch.nn.Module:
     if Capability.LAYERS not in adapter.capabilities or not isinstance(model, torch.nn.Module):
         raise CapabilityError(f"{type(adapter).__name__} exposes no PyTorch model with named layers")
     return model
-
-
-def modality_by_name(modalities: Sequence[Modality], name: str, argument: str = "modality") -> Modality:
-    """The modality called ``name``; an :class:`InputError` listing the known names otherwise."""
-    for modality in modalities:
-        if modality.name == name:
-            return modality
-    known = ", ".join(repr(m.name) for m in modalities)
-    raise InputError(f"unknown modality {name!r}; this model has: {known}", argument=argument)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from multiviz.errors import InputError
-from multiviz.modality import Modality
+from multiviz.modality import Modality, modality_by_name
 
 if TYPE_CHECKING:
     from multiviz.data.registry import TrainingData
@@ -68,8 +68,6 @@ class FileDataset:
 
     def modality(self, name: str) -> Modality:
         """The :class:`Modality` called ``name``."""
-        from multiviz.adapters.base import modality_by_name
-
         return modality_by_name(self.modalities, name)
 
     @property

@@ -72,7 +72,7 @@ def _files(
 
 def _easy_vqa(**options: Any) -> TrainingData:
     from multiviz.data.easy_vqa import easy_vqa_modalities, easy_vqa_training
-    from multiviz.models.text import load_minilm_tokenizer
+    from multiviz.pretrained import load_minilm_tokenizer
 
     tokenizer = load_minilm_tokenizer()
     data = easy_vqa_training(tokenizer, **options)

