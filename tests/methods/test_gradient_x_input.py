@@ -2,7 +2,6 @@
 
 import numpy as np
 import torch
-from tests.conftest import AdditiveModel
 
 from multiviz import Modality, TextTokens, TorchAdapter, gradient_x_input
 
@@ -81,7 +80,29 @@ def test_randomising_the_model_changes_the_attributions(tiny_adapter, tiny_batch
         assert not np.allclose(before[name].weights, after[name].weights, equal_nan=True)
 
 
-def test_deterministic():
-    adapter = TorchAdapter(AdditiveModel(), [Modality("x1", "vector"), Modality("x2", "vector")], head="head")
-    batch = {"x1": torch.randn(2, 4, dtype=torch.float64), "x2": torch.randn(2, 3, dtype=torch.float64)}
-    assert gradient_x_input(adapter, batch) == gradient_x_input(adapter, batch)
+def test_quadratic_model_gives_twice_the_output_by_eulers_theorem():
+    """f(x) = x^T A x is homogeneous of degree 2: grad f = (A + A^T) x, so gradient x input per feature is
+    x_i ((A + A^T) x)_i and the features sum to 2 f(x) (Euler), computed here in float64 by hand."""
+    generator = torch.Generator().manual_seed(3)
+    quadratic = torch.randn(7, 7, generator=generator, dtype=torch.float64)
+
+    class Quadratic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(2, 2)  # names the head; the scores bypass it
+
+        def forward(self, x1, x2):
+            x = torch.cat([x1, x2], 1)
+            score = torch.einsum("bi,ij,bj->b", x, quadratic, x)
+            return torch.stack([score, -score], 1)
+
+    adapter = TorchAdapter(Quadratic(), [Modality("x1", "vector"), Modality("x2", "vector")], head="head")
+    batch = {"x1": torch.randn(4, 4, dtype=torch.float64), "x2": torch.randn(4, 3, dtype=torch.float64)}
+    result = gradient_x_input(adapter, batch, 0)
+    x = torch.cat([batch["x1"], batch["x2"]], 1)
+    expected = (x * (x @ (quadratic + quadratic.T).T)).numpy()
+    np.testing.assert_allclose(result["x1"].weights, expected[:, :4], rtol=1e-12)
+    np.testing.assert_allclose(result["x2"].weights, expected[:, 4:], rtol=1e-12)
+    scores = torch.einsum("bi,ij,bj->b", x, quadratic, x).numpy()
+    total = result["x1"].weights.sum(1) + result["x2"].weights.sum(1)
+    np.testing.assert_allclose(total, 2 * scores, rtol=1e-12)
