@@ -59,7 +59,7 @@ def run(quick: bool) -> BenchmarkResult:
     features, predictions = _problem(n, d, classes, device)
     sync()
     started = time.perf_counter()
-    path = fit_sparse_path(features, predictions, n_lambdas=n_lambdas, eps=1e-3, alpha=0.99, device=device)
+    path = fit_sparse_path(features, predictions, n_lambdas=n_lambdas, eps=1e-3, l1_ratio=0.99, device=device)
     sync()
     path_seconds = time.perf_counter() - started
     iterations = [s.iterations for s in path.steps]
@@ -87,7 +87,7 @@ def run(quick: bool) -> BenchmarkResult:
         notes=(
             f"Device {device}. Full path: one run (it is minutes long). Reference rows: scikit-learn saga "
             f"(tol 1e-4, max_iter 100, cold start) on the first {slice_rows:,} rows, "
-            "one run per lambda, against our cold FISTA solve (KKT residual <= 1e-4 * alpha * lambda, at "
+            "one run per lambda, against our cold FISTA solve (KKT residual <= 1e-4 * l1_ratio * lambda, at "
             "most 2,000 iterations) of the same rows; 'objective gap' "
             "is (ours - saga) / saga of the mean-loss elastic-net objective, both evaluated by one float64 "
             "function. 2-core machine shared with other jobs: see the load average in notes/issue-6-rp.md."
@@ -130,7 +130,7 @@ def _reference_cases(
         x_ours, y_ours = x.to(device, torch.float32), y.to(device)
         start = time.perf_counter()
         weight, intercept, report = solve_elastic_net(
-            x_ours, y_ours, int(present.numel()), lam=lam, alpha=0.99, tol=1e-4, max_iterations=2_000
+            x_ours, y_ours, int(present.numel()), lam=lam, l1_ratio=0.99, tol=1e-4, max_iterations=2_000
         )
         if device.startswith("cuda"):
             torch.cuda.synchronize()

@@ -69,14 +69,12 @@ def trained_easy_vqa(n: int) -> tuple[mv.TorchAdapter, dict[str, Tensor]]:
     as ``multiviz demo`` does), 8x8 image patches masked to zero (as the ``lime`` package does) and word
     atoms, with the first ``n`` test questions."""
     from multiviz.data.easy_vqa import easy_vqa_training
-    from multiviz.demo import cache_root
-    from multiviz.demo_vqa import run_vqa_demo, vqa_demo_config
     from multiviz.models import embedding_modules
     from multiviz.models.text import load_minilm_tokenizer
+    from multiviz.training.cache import cached_model, demo_config
 
-    config = vqa_demo_config(quick=False)
-    run_vqa_demo(show_progress=False)  # trains the checkpoint once, or reuses the cached one
-    checkpoint = mv.load_checkpoint(cache_root() / str(config.preset))
+    config = demo_config("easy-vqa")
+    checkpoint = cached_model(config, show_progress=False).checkpoint  # trained once, then reused
     tokenizer = load_minilm_tokenizer()
     modalities = [
         mv.Modality("image", "image", atoms=mv.ImagePatches(8), baseline="zero", channels=3),

@@ -63,7 +63,9 @@ def test_nan_or_inf_in_an_input(tiny_adapter, tiny_batch, bad):
 
 def test_empty_text(tiny_adapter, tiny_batch):
     tiny_batch["question"][2] = torch.tensor([2, 3, 0, 0, 0, 0, 0, 0, 0])
-    with pytest.raises(InputError, match=r"modality 'question': argument 'x': empty text: sample 2"):
+    with pytest.raises(
+        InputError, match=r"modality 'question': argument 'batch\['question'\]': empty text: sample 2"
+    ):
         gradient_x_input(tiny_adapter, tiny_batch)
     tiny_batch["question"] = torch.zeros(3, 0, dtype=torch.int64)
     with pytest.raises(InputError, match=r"modality 'question'.*empty text: the token axis has length 0"):

@@ -130,3 +130,31 @@ def test_help_texts() -> None:
     assert result.exit_code == 0 and "resume" in said(result).lower()
     result = runner.invoke(app, ["analyze", "global", "--help"])
     assert result.exit_code == 0 and "maximise and minimise feature j" in said(result)
+
+
+def test_analyze_global_shows_the_parts_of_a_typed_stage_c_explanation(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    from multiviz.results import Disentanglement
+
+    assert extract(checkpoint, tmp_path / "z").exit_code == 0
+    out = tmp_path / "global.json"
+    command = ["analyze", "global", str(checkpoint), str(tmp_path / "z"), "--feature", "3", "--top-k", "2"]
+    result = runner.invoke(app, [*command, "--method", "dime", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "atom (UC)" in result.output and "atom (MI)" in result.output  # UC and MI columns per modality
+    extremes = FeatureExtremes.from_json(out.read_text())
+    assert isinstance(extremes.top_explanations, Disentanglement)
+    assert extremes.parameters == {"top_k": 2, "method": "dime"}
+    assert extremes.top_explanations.unimodal["x1"].target == ["feature", 3]
+
+
+def test_the_top_pair_of_an_interaction_map_skips_padding() -> None:
+    from multiviz.cli_analyze import _explanation_columns
+    from multiviz.results import InteractionMap
+
+    values = np.array([[[0.5, -3.0], [1.0, 2.0]], [[0.25, np.nan], [np.nan, np.nan]]])
+    interaction = InteractionMap("a", "b", "m", [["p", "q"], ["r"]], [["u", "v"], ["w"]], values, 0, [0, 0])
+    (title, describe), *_ = _explanation_columns(interaction).items()
+    assert title == "a x b: top pair"
+    assert describe(0) == "p x v (-3)" and describe(1) == "r x w (+0.25)"

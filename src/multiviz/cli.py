@@ -1,7 +1,10 @@
-"""The ``multiviz`` command line: ``train``, ``demo``, ``methods``.
+"""The ``multiviz`` command line: ``train``, ``demo``, ``methods`` and the sub-apps ``data``, ``analyze``,
+``features`` and ``evaluate``.
 
 It reads the method registry and the presets, calls the library, and is the only place (with the
-``plot`` module to come) that draws anything.
+``plot`` module to come) that draws anything. Every command, in the sub-apps too, runs in a
+:class:`multiviz.cli_common.GuardedContext`: an input error is one red line on stderr and exit status 2,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from multiviz.cli_common import MultivizGroup, fail
 from multiviz.cli_data import data_app
-from multiviz.errors import MultivizError
+from multiviz.errors import InputError
 
 app = typer.Typer(
+    cls=MultivizGroup,
     help="Explain multimodal PyTorch classifiers (MultiViz stages U, C, R, P and DIME).",
     no_args_is_help=True,
     add_completion=False,
@@ -33,6 +38,10 @@ from multiviz.cli_features import features_app  # noqa: E402 (a sub-app: stage R
 
 app.add_typer(features_app, name="features")
 
+from multiviz.cli_evaluate import evaluate_app  # noqa: E402 (a sub-app: DIME's Tables 2 and 3)
+
+app.add_typer(evaluate_app, name="evaluate")
+
 
 @app.command()
 def train(
@@ -47,10 +56,16 @@ def train(
 ) -> None:
     """Train a model from a preset or a YAML config; save the best epoch as a checkpoint."""
     from multiviz.training import TrainConfig, fit
+    from multiviz.training.checkpoint import check_device
 
-    if (preset is None) == (config is None):
-        _fail("give exactly one of --preset or --config")
-    settings = TrainConfig.from_preset(preset) if preset else TrainConfig.from_yaml(config)  # type: ignore[arg-type]
+    if device is not None:
+        check_device(device)
+    if preset is not None and config is None:
+        settings = TrainConfig.from_preset(preset)
+    elif config is not None and preset is None:
+        settings = TrainConfig.from_yaml(config)
+    else:
+        fail("give exactly one of --preset or --config")
     overrides: dict[str, Any] = {"epochs": epochs, "seed": seed, "device": device}
     settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     name = settings.preset or (config.stem if config else "model")
@@ -92,7 +107,7 @@ def demo(
     elif task == "dime-synthetic":
         _dime_demo(quick=quick, retrain=retrain, cache_dir=cache_dir, sample=sample)
     else:
-        _fail(f"unknown demo task {task!r}; expected one of {list(DEMO_TASKS)}")
+        raise InputError(f"unknown demo task {task!r}; expected one of {list(DEMO_TASKS)}", argument="task")
 
 
 def _vqa_demo(*, quick: bool, retrain: bool, cache_dir: Path | None, sample: int) -> None:
@@ -165,11 +180,9 @@ def _dime_demo(*, quick: bool, retrain: bool, cache_dir: Path | None, sample: in
         totals += [f"{sum(report.inputs[name]):+.3f}", f"{attribution.weights[0].sum():+.3f}"]
     table.add_row(*totals, style="bold")
     console.print(table)
-    shares = {name: abs(a.weights[0]).sum() for name, a in report.attributions.items()}
-    total = sum(shares.values()) or 1.0
     console.print(
         "modality share of |attribution|: "
-        + ", ".join(f"{name} {value / total:.0%}" for name, value in shares.items())
+        + ", ".join(f"{name} {share:.0%}" for name, share in report.modality_shares.items())
     )
     truth = report.ground_truth
     console.print(
@@ -185,10 +198,12 @@ def methods(
     """List the registered explanation methods."""
     from multiviz.registry import STAGES, list_methods
 
+    if stage is not None and stage.upper() not in STAGES:
+        raise InputError(f"expected one of {list(STAGES)}, got {stage!r}", argument="stage")
     table = Table(title="multiviz methods")
     for column in ("name", "stage", "needs", "what it does"):
         table.add_column(column)
-    for info in list_methods(stage):
+    for info in list_methods(stage.upper() if stage else None):
         table.add_row(
             info.name,
             f"{info.stage} ({STAGES[info.stage]})",
@@ -198,18 +213,9 @@ def methods(
     console.print(table)
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/] {message}")
-    raise typer.Exit(2)
-
-
 def main() -> None:
-    try:
-        app()
-    except MultivizError as error:
-        # Outside the Typer app a typer.Exit is not handled (it would print a traceback): exit directly.
-        console.print(f"[red]error:[/] {error}")
-        raise SystemExit(2) from None
+    """The ``multiviz`` entry point (errors are handled inside the app: see :mod:`multiviz.cli_common`)."""
+    app()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ features split by split, call the library, print tables and optionally write the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,8 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from multiviz.cli_common import open_checkpoint
+from multiviz.data.split_batches import SplitBatches, check_split
 from multiviz.errors import CheckpointError, InputError
 from multiviz.io import atomic_write_text
+from multiviz.results import Attribution, Attributions, Disentanglement, InteractionMap, Result
 
 if TYPE_CHECKING:  # torch is imported by the commands, so that `multiviz --help` stays fast
     import torch
@@ -28,18 +33,6 @@ analyze_app = typer.Typer(
 console = Console()
 
 Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint directory written by `multiviz train`.")]
-
-
-def _load(checkpoint: Path, device: str) -> tuple[Any, dict[str, dict[str, torch.Tensor]]]:
-    from multiviz.data.registry import load_dataset
-    from multiviz.training import load_checkpoint
-
-    loaded = load_checkpoint(checkpoint, device=device)
-    dataset = dict(loaded.metadata.get("training", {}).get("dataset") or {})
-    if "name" not in dataset:
-        raise CheckpointError(f"checkpoint {checkpoint} does not record its training data set")
-    name = dataset.pop("name")
-    return loaded.adapter, load_dataset(name, **dataset).splits
 
 
 def _features_and_logits(
@@ -70,25 +63,27 @@ def _features_and_logits(
 def sparse(
     checkpoint: Checkpoint,
     split: Annotated[str, typer.Option(help="Which split's penultimate features to fit.")] = "val",
-    alpha: Annotated[float, typer.Option(help="L1 share of the elastic-net penalty, in (0, 1].")] = 0.99,
+    l1_ratio: Annotated[
+        float, typer.Option("--l1-ratio", "--alpha", help="L1 share of the elastic-net penalty, in (0, 1].")
+    ] = 0.99,
     eps: Annotated[float, typer.Option(help="The path ends at eps * lambda_max.")] = 1e-3,
     lambdas: Annotated[int, typer.Option(help="Number of lambdas on the path.")] = 100,
-    top: Annotated[int, typer.Option(help="Top features shown per class.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", "--top", help="Top features shown per class.")] = 5,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Write the SparsePath JSON here.")] = None,
 ) -> None:
     """Fit the sparse linear model (stage P) to the model's own predictions on a split."""
     from multiviz.prediction import fit_sparse_path
 
-    adapter, splits = _load(checkpoint, device)
-    if split not in splits:
-        raise InputError(f"expected one of {sorted(splits)}, got {split!r}", argument="split")
+    adapter, data = open_checkpoint(checkpoint, device)
+    check_split(data, split)
+    splits = data.splits
     features, logits, labels = _features_and_logits(adapter, splits[split])
     path = fit_sparse_path(
         features,
         logits.argmax(axis=1),
         labels=labels,
-        alpha=alpha,
+        l1_ratio=l1_ratio,
         eps=eps,
         n_lambdas=lambdas,
         device=device,
@@ -108,7 +103,7 @@ def sparse(
     table.add_column("features: weight")
     for class_id in path.classes:
         table.add_row(
-            str(class_id), ", ".join(f"z{j}: {w:+.3f}" for j, w in path.top_features(class_id, top))
+            str(class_id), ", ".join(f"z{j}: {w:+.3f}" for j, w in path.top_features(class_id, top_k))
         )
     console.print(table)
     _write_json(output, path)
@@ -119,7 +114,9 @@ def errors(
     checkpoint: Checkpoint,
     labelled: Annotated[str, typer.Option(help="Split whose errors the error model learns from.")] = "val",
     pool: Annotated[str, typer.Option(help="Split treated as the unlabelled pool.")] = "train",
-    top: Annotated[int, typer.Option(help="Features (largest positive weight) used for targeting.")] = 5,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "--top", help="Features (largest positive weight) used for targeting.")
+    ] = 5,
     budget: Annotated[int, typer.Option(help="Pool points each strategy selects.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
@@ -128,20 +125,27 @@ def errors(
     """Error analysis to targeted data (MultiViz D.5): rank features by errors, select pool points."""
     from multiviz.representations import error_analysis
 
-    adapter, splits = _load(checkpoint, device)
-    for name, argument in ((labelled, "labelled"), (pool, "pool")):
-        if name not in splits:
-            raise InputError(f"expected one of {sorted(splits)}, got {name!r}", argument=argument)
+    adapter, data = open_checkpoint(checkpoint, device)
+    check_split(data, labelled, argument="labelled")
+    check_split(data, pool, argument="pool")
+    splits = data.splits
     features, logits, labels = _features_and_logits(adapter, splits[labelled])
     pool_features, pool_logits, pool_labels = _features_and_logits(adapter, splits[pool])
     result = error_analysis(
-        features, logits.argmax(axis=1), labels, pool_features, pool_logits, top=top, budget=budget, seed=seed
+        features,
+        logits.argmax(axis=1),
+        labels,
+        pool_features,
+        pool_logits,
+        top_k=top_k,
+        budget=budget,
+        seed=seed,
     )
     console.print(f"error rate on '{labelled}': {result.error_rate:.2%} of {result.n_labelled:,} points")
     table = Table(title="features most linked to errors (log-odds per standardised |z_j|)")
     table.add_column("feature")
     table.add_column("weight", justify="right")
-    for j in result.ranking[: max(top, 5)]:
+    for j in result.ranking[: max(top_k, 5)]:
         table.add_row(
             f"z{j}" + (" *" if j in result.chosen_features else ""), f"{result.feature_weights[j]:+.3f}"
         )
@@ -164,7 +168,7 @@ def global_(
     checkpoint: Checkpoint,
     features: Annotated[Path, typer.Argument(help="A folder written by `multiviz features extract`.")],
     feature: Annotated[int, typer.Option(help="The hidden feature j to analyse (0-based).")],
-    k: Annotated[int, typer.Option(help="How many datapoints at each end.")] = 10,
+    top_k: Annotated[int, typer.Option("--top-k", "--k", help="How many datapoints at each end.")] = 10,
     method: Annotated[str, typer.Option(help="U or C method explaining each point for feature j.")] = (
         "gradient_x_input"
     ),
@@ -175,28 +179,26 @@ def global_(
     output: Annotated[Path | None, typer.Option(help="Write the FeatureExtremes JSON here.")] = None,
 ) -> None:
     """Global analysis R_g: the k datapoints that maximise and minimise feature j, each explained."""
-    from multiviz.cli_features import SplitBatches, check_split, exit_2_on_bad_input, load_training_data
     from multiviz.representations import FeatureStore, global_analysis
 
-    with exit_2_on_bad_input():
-        store = FeatureStore(features)
-        if not store.complete:
-            raise CheckpointError(
-                f"the extraction in {features} is not finished; resume it with `multiviz features extract`"
-            )
-        split = split or store.metadata.get("split")
-        if split is None:
-            raise InputError("the features do not record their split; give --split", argument="split")
-        adapter, data = load_training_data(checkpoint, device)
-        check_split(data, split)
-        if data.size(split) != len(store):
-            raise InputError(
-                f"{features} holds {len(store):,} rows but split {split!r} of {checkpoint} has "
-                f"{data.size(split):,}; extract the features of this checkpoint and split first",
-                argument="features",
-            )
-        rows = SplitBatches(data, split, [m.name for m in adapter.modalities], batch_size=1)
-        result = global_analysis(adapter, rows.rows, store, feature, k=k, method=method)
+    store = FeatureStore(features)
+    if not store.complete:
+        raise CheckpointError(
+            f"the extraction in {features} is not finished; resume it with `multiviz features extract`"
+        )
+    split = split or store.metadata.get("split")
+    if split is None:
+        raise InputError("the features do not record their split; give --split", argument="split")
+    adapter, data = open_checkpoint(checkpoint, device)
+    check_split(data, split)
+    if data.size(split) != len(store):
+        raise InputError(
+            f"{features} holds {len(store):,} rows but split {split!r} of {checkpoint} has "
+            f"{data.size(split):,}; extract the features of this checkpoint and split first",
+            argument="features",
+        )
+    rows = SplitBatches(data, split, [m.name for m in adapter.modalities], batch_size=1)
+    result = global_analysis(adapter, rows.rows, store, feature, top_k=top_k, method=method)
     labels = data.splits[split]["label"]
     for title, ranked, values, explanations in (
         ("largest", result.top_rows, result.top_values, result.top_explanations),
@@ -207,10 +209,11 @@ def global_(
         table.add_column("row", justify="right")
         table.add_column(f"z{feature}", justify="right")
         table.add_column("label", justify="right")
-        for name in explanations:
-            table.add_column(f"{name}: top atom ({method})")
+        columns = _explanation_columns(explanations)
+        for name in columns:
+            table.add_column(f"{name} ({method})")
         for rank, (row, value) in enumerate(zip(ranked, values, strict=True)):
-            atoms = [_top_atom(explanation, rank) for explanation in explanations.values()]
+            atoms = [describe(rank) for describe in columns.values()]
             table.add_row(str(rank + 1), str(row), f"{value:+.4g}", str(int(labels[row])), *atoms)
         console.print(table)
     _write_json(output, result)
@@ -229,20 +232,18 @@ def emap_(
     """Is the model multimodal? EMAP (stage C): the additive part of its logits and the interactive share."""
     import torch
 
-    from multiviz.cli_features import check_split, exit_2_on_bad_input, load_training_data
     from multiviz.methods import emap
 
-    with exit_2_on_bad_input():
-        adapter, data = load_training_data(checkpoint, device)
-        check_split(data, split)
-        size = data.size(split)
-        if isinstance(points, bool) or points < 2 or points > size:
-            raise InputError(f"expected 2 <= points <= {size:,} (the size of {split!r})", argument="points")
-        chosen = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:points].sort().values
-        rows = data.batch(split, chosen)
-        keep = [m.name for m in adapter.modalities] + ["label"]
-        batch = {key: value for key, value in rows.items() if key in keep}
-        result = emap(adapter, batch, batch_size=batch_size, show_progress=True)
+    adapter, data = open_checkpoint(checkpoint, device)
+    check_split(data, split)
+    size = data.size(split)
+    if isinstance(points, bool) or points < 2 or points > size:
+        raise InputError(f"expected 2 <= points <= {size:,} (the size of {split!r})", argument="points")
+    chosen = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:points].sort().values
+    rows = data.batch(split, chosen)
+    keep = [m.name for m in adapter.modalities] + ["label"]
+    batch = {key: value for key, value in rows.items() if key in keep}
+    result = emap(adapter, batch, batch_size=batch_size, show_progress=True)
     console.print(
         f"EMAP on {points} '{split}' points ({points * points:,} grid rows): interactive share of the "
         f"predicted logit {result.interactive_share:.1%} (var MI / var M over the points: 0 for an additive "
@@ -264,11 +265,69 @@ def _write_json(output: Path | None, result: Any) -> None:
         console.print(f"wrote {output}")
 
 
-def _top_atom(explanation: Any, sample: int) -> str:
+def _explanation_columns(explanation: Result) -> dict[str, Callable[[int], str]]:
+    """One table column per part of a typed explanation: its title and what it shows for a sample."""
+    if isinstance(explanation, Attributions):
+        return {f"{name}: top atom": partial(_top_atom, part) for name, part in explanation.items()}
+    if isinstance(explanation, Disentanglement):
+        return {
+            **{
+                f"{name}: top atom (UC)": partial(_top_atom, part)
+                for name, part in explanation.unimodal.items()
+            },
+            **{
+                f"{name}: top atom (MI)": partial(_top_atom, part)
+                for name, part in explanation.interaction.items()
+            },
+        }
+    if isinstance(explanation, InteractionMap):
+        return {
+            f"{explanation.modality_a} x {explanation.modality_b}: top pair": partial(_top_pair, explanation)
+        }
+    return {}
+
+
+def _top_atom(attribution: Attribution, sample: int) -> str:
     """``label (weight)`` of the atom with the largest absolute weight for ``sample``, or ``-``."""
-    pairs = explanation.sample(sample) if hasattr(explanation, "sample") else []
-    pairs = [(label, weight) for label, weight in pairs if np.isfinite(weight)]
+    pairs = [(label, weight) for label, weight in attribution.sample(sample) if np.isfinite(weight)]
     if not pairs:
         return "-"
     label, weight = max(pairs, key=lambda pair: abs(pair[1]))
     return f"{label} ({weight:+.3g})"
+
+
+def _top_pair(interaction: InteractionMap, sample: int) -> str:
+    """``label_a x label_b (value)`` of the cell with the largest absolute interaction, or ``-``."""
+    labels_a, labels_b = interaction.labels_a[sample], interaction.labels_b[sample]
+    cells = np.abs(np.nan_to_num(interaction.values[sample, : len(labels_a), : len(labels_b)], nan=0.0))
+    if cells.size == 0 or not cells.any():
+        return "-"
+    i, j = np.unravel_index(int(cells.argmax()), cells.shape)
+    return f"{labels_a[i]} x {labels_b[j]} ({interaction.values[sample, i, j]:+.3g})"
+
+
+@analyze_app.command("relevance")
+def relevance_(
+    checkpoint: Checkpoint,
+    output: Annotated[Path | None, typer.Option(help="Write the Relevance JSON here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw the relevance bars to this PNG.")] = None,
+) -> None:
+    """Relevance of each modality and combination: beta of an Ip-norm fusion model (Ledent et al.)."""
+    from multiviz.models import subset_relevance
+
+    adapter, _ = open_checkpoint(checkpoint, "cpu")
+    result = subset_relevance(adapter)
+    table = Table(title=f"relevance per subset (p = {result.p:g}, {result.normalisation}; beta_I / sum beta)")
+    for column in ("subset", "relevance", "beta", "||W_I||"):
+        table.add_column(column, justify="left" if column == "subset" else "right")
+    for label, share, beta, norm in zip(
+        result.labels, result.relevance, result.beta, result.block_norms, strict=True
+    ):
+        table.add_row(label, f"{share:.3g}", f"{beta:.3g}", f"{norm:.3g}")
+    console.print(table)
+    if plot is not None:
+        from multiviz.plot import relevance_bars
+
+        relevance_bars(result).savefig(plot, format="png")
+        console.print(f"wrote {plot}")
+    _write_json(output, result)

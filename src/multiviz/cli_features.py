@@ -8,76 +8,20 @@ interrupted extraction. ``multiviz analyze global`` reads the folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from multiviz.errors import CheckpointError, MultivizError
-
-if TYPE_CHECKING:  # torch and the data sets are imported by the commands: `multiviz --help` stays fast
-    from torch import Tensor
-
-    from multiviz.data.registry import TrainingData
+from multiviz.cli_common import open_checkpoint
+from multiviz.data.split_batches import SplitBatches, check_split
 
 features_app = typer.Typer(
     help="Hidden features of a trained checkpoint (stage R): extract them to disk.", no_args_is_help=True
 )
 console = Console()
-
-
-@contextmanager
-def exit_2_on_bad_input() -> Iterator[None]:
-    """Print a library error (bad input, bad checkpoint) in one red line and exit with status 2."""
-    try:
-        yield
-    except MultivizError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
-
-
-def load_training_data(checkpoint: Path, device: str) -> tuple[Any, TrainingData]:
-    """The checkpoint's adapter and the data set recorded in its training metadata."""
-    from multiviz.data.registry import load_dataset
-    from multiviz.training import load_checkpoint
-
-    loaded = load_checkpoint(checkpoint, device=device)
-    dataset = dict(loaded.metadata.get("training", {}).get("dataset") or {})
-    if "name" not in dataset:
-        raise CheckpointError(f"checkpoint {checkpoint} does not record its training data set")
-    name = dataset.pop("name")
-    return loaded.adapter, load_dataset(name, **dataset)
-
-
-def check_split(data: TrainingData, split: str) -> None:
-    from multiviz.errors import InputError
-
-    if split not in data.splits:
-        raise InputError(f"expected one of {sorted(data.splits)}, got {split!r}", argument="split")
-
-
-class SplitBatches:
-    """The model batches of one split, in row order, ``batch_size`` rows each (re-iterable)."""
-
-    def __init__(self, data: TrainingData, split: str, names: list[str], batch_size: int) -> None:
-        self.data, self.split, self.names, self.batch_size = data, split, names, batch_size
-
-    def __len__(self) -> int:
-        return self.data.size(self.split)
-
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        for start in range(0, len(self), self.batch_size):
-            batch = self.data.batch(self.split, slice(start, start + self.batch_size))
-            yield {name: batch[name] for name in self.names}
-
-    def rows(self, index: Tensor) -> dict[str, Tensor]:
-        """The model batch of the rows ``index`` (for explanations of chosen rows)."""
-        batch = self.data.batch(self.split, index)
-        return {name: batch[name] for name in self.names}
 
 
 @features_app.command("extract")
@@ -98,28 +42,27 @@ def extract(
     """Stream the activations of a layer over a split to .npy shards with per-feature statistics."""
     from multiviz.representations import extract_features
 
-    with exit_2_on_bad_input():
-        adapter, data = load_training_data(checkpoint, device)
-        check_split(data, split)
-        batches = SplitBatches(data, split, [m.name for m in adapter.modalities], batch_size)
-        metadata = {"checkpoint": str(checkpoint.resolve()), "split": split}
-        try:
-            store = extract_features(
-                adapter,
-                batches,
-                output,
-                layer=layer,
-                batch_size=batch_size,
-                shard_rows=shard_rows,
-                show_progress=not quiet,
-                n_rows=len(batches),
-                metadata=metadata,
-            )
-        except KeyboardInterrupt:
-            console.print(
-                f"[yellow]Interrupted.[/] Resume with the same command: the shards in {output} are kept."
-            )
-            raise typer.Exit(130) from None
+    adapter, data = open_checkpoint(checkpoint, device)
+    check_split(data, split)
+    batches = SplitBatches(data, split, [m.name for m in adapter.modalities], batch_size)
+    metadata = {"checkpoint": str(checkpoint.resolve()), "split": split}
+    try:
+        store = extract_features(
+            adapter,
+            batches,
+            output,
+            layer=layer,
+            batch_size=batch_size,
+            shard_rows=shard_rows,
+            show_progress=not quiet,
+            n_rows=len(batches),
+            metadata=metadata,
+        )
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]Interrupted.[/] Resume with the same command: the shards in {output} are kept."
+        )
+        raise typer.Exit(130) from None
     statistics = store.statistics
     console.print(
         f"{output}: {len(store):,} rows x {store.n_features} features of layer "

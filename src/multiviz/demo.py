@@ -7,7 +7,6 @@ CLI draws it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,25 +14,19 @@ from pathlib import Path
 import torch
 
 from multiviz.data.dime_synthetic import make_dime_synthetic
+from multiviz.errors import InputError
 from multiviz.methods import gradient_x_input
 from multiviz.results import Attribution
-from multiviz.training import TrainConfig, evaluate, fit, load_checkpoint
-from multiviz.training.checkpoint import CONFIG
+from multiviz.training import TrainConfig, evaluate
+from multiviz.training.cache import cached_model, dataset_options
+from multiviz.training.cache import demo_config as _demo_config
 
-
-def cache_root() -> Path:
-    """``$MULTIVIZ_CACHE`` or ``~/.cache/multiviz``."""
-    return Path(os.environ.get("MULTIVIZ_CACHE", Path.home() / ".cache" / "multiviz"))
+PRESET = "dime-synthetic"
 
 
 def demo_config(quick: bool) -> TrainConfig:
     """The preset; ``quick`` shrinks it (20,000 points, 4 epochs) to a few seconds for CI smoke runs."""
-    config = TrainConfig.from_preset("dime-synthetic")
-    if quick:
-        config.dataset = {**config.dataset, "n_points": 20_000}
-        config.epochs = 4
-        config.preset = "dime-synthetic-quick"
-    return config
+    return _demo_config(PRESET, quick)
 
 
 @dataclass
@@ -50,6 +43,7 @@ class DemoReport:
     inputs: dict[str, list[float]]
     attributions: Mapping[str, Attribution]
     ground_truth: dict[str, float]
+    modality_shares: dict[str, float]  # share of |attribution| per modality (sums to 1)
 
 
 def run_demo(
@@ -60,28 +54,27 @@ def run_demo(
     sample: int = 0,
     show_progress: bool = True,
 ) -> DemoReport:
+    """Train (once, cached) and explain test point ``sample`` with gradient x input; ``sample`` is checked
+    before anything is trained."""
     config = demo_config(quick)
-    directory = (cache_dir or cache_root()) / str(config.preset)
-    trained_now = retrain or not reusable(directory, config)
-    if trained_now:
-        fit(config, directory, show_progress=show_progress)
-    checkpoint = load_checkpoint(directory)
-    adapter = checkpoint.adapter
-    data = make_dime_synthetic(**{k: v for k, v in config.dataset.items() if k != "name"})
+    data = make_dime_synthetic(**dataset_options(config))
     test = data.split("test")
     n_test = int(test["label"].shape[0])
-    if not 0 <= sample < n_test:
-        raise ValueError(f"sample must be in [0, {n_test}), got {sample}")
+    check_sample(sample, n_test, "a test point index")
+    cached = cached_model(config, cache_dir=cache_dir, retrain=retrain, show_progress=show_progress)
+    adapter = cached.checkpoint.adapter
     accuracy = evaluate(adapter, test)["accuracy"]
     point = {k: v[sample : sample + 1] for k, v in test.items()}
     with torch.no_grad():
         probabilities = adapter.logits(point).softmax(1)[0]
     attributions = gradient_x_input(adapter, point, "predicted")
     truth = data.ground_truth("test")
+    magnitude = {name: float(abs(a.weights[0]).sum()) for name, a in attributions.items()}
+    total = sum(magnitude.values()) or 1.0
     return DemoReport(
-        checkpoint=directory,
-        trained_now=trained_now,
-        train_seconds=float(checkpoint.metadata.get("metrics", {}).get("train_seconds", 0.0)),
+        checkpoint=cached.checkpoint.path,
+        trained_now=cached.trained_now,
+        train_seconds=cached.train_seconds,
         test_accuracy=accuracy,
         n_test=n_test,
         sample_index=sample,
@@ -91,17 +84,11 @@ def run_demo(
         inputs={name: point[name][0].tolist() for name in ("x1", "x2")},
         attributions=attributions,
         ground_truth={name: float(values[sample]) for name, values in truth.items()},
+        modality_shares={name: value / total for name, value in magnitude.items()},
     )
 
 
-def reusable(directory: Path, config: TrainConfig) -> bool:
-    import json
-
-    path = directory / CONFIG
-    if not path.is_file():
-        return False
-    try:
-        saved = json.loads(path.read_text())["metadata"]["training"]
-    except (KeyError, ValueError):
-        return False
-    return bool(saved == config.to_dict())
+def check_sample(sample: int, size: int, what: str) -> None:
+    """``sample`` must index one of ``size`` rows (an :class:`InputError` naming ``sample`` otherwise)."""
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < size:
+        raise InputError(f"expected {what} in [0, {size}), got {sample!r}", argument="sample")

@@ -18,24 +18,21 @@ import torch
 
 from multiviz.adapters import TorchAdapter
 from multiviz.data.easy_vqa import easy_vqa_modalities, easy_vqa_training, load_easy_vqa
-from multiviz.errors import InputError
+from multiviz.demo import check_sample
 from multiviz.methods import gradient_x_input
 from multiviz.models import embedding_modules
 from multiviz.models.text import load_minilm_tokenizer
-from multiviz.training import TrainConfig, fit, load_checkpoint
+from multiviz.training import TrainConfig
+from multiviz.training.cache import cached_model, dataset_options, demo_config
 
 PATCH = 8
+PRESET = "easy-vqa"
 
 
 def vqa_demo_config(quick: bool) -> TrainConfig:
     """The ``easy-vqa`` preset; ``quick`` trains one epoch on 400 train images (about 3,500 questions) and
     tests on 100 test images, for CI smoke runs (accuracy is much lower)."""
-    config = TrainConfig.from_preset("easy-vqa")
-    if quick:
-        config.dataset = {**config.dataset, "train_images": 400, "test_images": 100}
-        config.epochs = 1
-        config.preset = "easy-vqa-quick"
-    return config
+    return demo_config(PRESET, quick)
 
 
 @dataclass
@@ -68,16 +65,16 @@ def run_vqa_demo(
     show_progress: bool = True,
     config: TrainConfig | None = None,
 ) -> VQADemoReport:
-    """Train (once) and explain test question ``sample`` with gradient x input."""
-    from multiviz.demo import cache_root, reusable
-
+    """Train (once, cached) and explain test question ``sample`` with gradient x input; ``sample`` is
+    checked before anything is trained."""
     config = config if config is not None else vqa_demo_config(quick)
-    directory = (cache_dir or cache_root()) / str(config.preset)
-    trained_now = retrain or not reusable(directory, config)
-    if trained_now:
-        fit(config, directory, show_progress=show_progress)
-    checkpoint = load_checkpoint(directory)
     tokenizer = load_minilm_tokenizer()
+    data = easy_vqa_training(tokenizer, **dataset_options(config))
+    test = data.splits["test"]
+    n_test = int(test["label"].shape[0])
+    check_sample(sample, n_test, "a test question index")
+    cached = cached_model(config, cache_dir=cache_dir, retrain=retrain, show_progress=show_progress)
+    checkpoint = cached.checkpoint
     # Rebuild the adapter with modalities that carry the tokenizer, so that word atoms have readable labels.
     adapter = TorchAdapter(
         checkpoint.model,
@@ -85,12 +82,6 @@ def run_vqa_demo(
         embeddings=embedding_modules(checkpoint.model),
         head=checkpoint.adapter.head,
     )
-    options = {k: v for k, v in config.dataset.items() if k != "name"}
-    data = easy_vqa_training(tokenizer, **options)
-    test = data.splits["test"]
-    n_test = int(test["label"].shape[0])
-    if not 0 <= sample < n_test:
-        raise InputError(f"expected a test question index in [0, {n_test}), got {sample}", argument="sample")
     point = data.gather("test")({k: v[sample : sample + 1] for k, v in test.items()})
     with torch.no_grad():
         probabilities = adapter.logits(point).softmax(1)[0]
@@ -103,9 +94,9 @@ def run_vqa_demo(
     total = image_total + float(np.abs(word_weights).sum())
     names = data.answer_names
     return VQADemoReport(
-        checkpoint=directory,
-        trained_now=trained_now,
-        train_seconds=float(checkpoint.metadata.get("metrics", {}).get("train_seconds", 0.0)),
+        checkpoint=checkpoint.path,
+        trained_now=cached.trained_now,
+        train_seconds=cached.train_seconds,
         test_accuracy=float(checkpoint.metadata.get("metrics", {}).get("test_accuracy", float("nan"))),
         n_test=n_test,
         sample_index=sample,

@@ -8,6 +8,7 @@ tables into features; those three are masked with zero.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -129,8 +130,7 @@ class Modality:
                 default = _BASELINES[kind][0]
             object.__setattr__(self, "baseline", default)
         self._check_baseline()
-        if self.shape is not None:
-            object.__setattr__(self, "shape", tuple(None if s is None else int(s) for s in self.shape))
+        self._check_channels_and_shape()
 
     @property
     def modality_kind(self) -> ModalityKind:
@@ -151,6 +151,15 @@ class Modality:
                     argument="baseline",
                 )
             return
+        if kind is ModalityKind.TEXT and self.baseline == "mask":
+            atoms = self.atomizer
+            if isinstance(atoms, TextTokens) and atoms.mask_token_id is None:
+                raise InputError(
+                    "baseline 'mask' needs a mask_token_id; give TextTokens(mask_token_id=...) or use "
+                    "baseline='pad'",
+                    modality=self.name,
+                    argument="baseline",
+                )
         if self.baseline not in _BASELINES[kind]:
             raise InputError(
                 f"unknown baseline {self.baseline!r} for kind '{kind.value}'; expected one of "
@@ -158,6 +167,31 @@ class Modality:
                 modality=self.name,
                 argument="baseline",
             )
+
+    def _check_channels_and_shape(self) -> None:
+        kind = self.modality_kind
+        if self.channels is not None:
+            if kind is not ModalityKind.IMAGE:
+                raise InputError(
+                    f"channels is for images only; this modality is '{kind.value}' (use shape=... instead)",
+                    modality=self.name,
+                    argument="channels",
+                )
+            if not _is_count(self.channels):
+                raise InputError(
+                    f"expected an integer >= 1, got {self.channels!r}",
+                    modality=self.name,
+                    argument="channels",
+                )
+        if self.shape is None:
+            return
+        if not isinstance(self.shape, tuple | list) or not all(s is None or _is_count(s) for s in self.shape):
+            raise InputError(
+                f"expected the sizes of the non-batch axes, each an int >= 1 or None, got {self.shape!r}",
+                modality=self.name,
+                argument="shape",
+            )
+        object.__setattr__(self, "shape", tuple(None if s is None else int(s) for s in self.shape))
 
     def validate(self, x: Any, argument: str | None = None) -> Tensor:
         """Check that ``x`` is a batch of this modality; return it. Raises :class:`InputError` otherwise."""
@@ -186,6 +220,13 @@ class Modality:
             if x.shape[1] == 0:
                 raise InputError(
                     "empty text: the token axis has length 0", modality=self.name, argument=argument
+                )
+            if bool((x < 0).any()):
+                rows = (x < 0).any(dim=1).nonzero().flatten().tolist()
+                raise InputError(
+                    f"negative token ids (samples {rows[:10]}, e.g. {int(x.min())}); expected ids >= 0",
+                    modality=self.name,
+                    argument=argument,
                 )
         else:
             if not x.dtype.is_floating_point:
@@ -251,3 +292,8 @@ def modality_by_name(modalities: Sequence[Modality], name: str, argument: str = 
             return modality
     known = ", ".join(repr(m.name) for m in modalities)
     raise InputError(f"unknown modality {name!r}; this model has: {known}", argument=argument)
+
+
+def _is_count(value: Any) -> bool:
+    """An ``int`` (numpy integers too, ``bool`` not) that is >= 1."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1

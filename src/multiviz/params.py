@@ -66,8 +66,12 @@ class Integer(Constraint):
         return int(value)
 
     def describe(self) -> str:
-        if self.low is not None and self.high is None:
+        if self.low is None and self.high is None:
+            return "an integer"
+        if self.high is None:
             return f"an integer >= {self.low}"
+        if self.low is None:
+            return f"an integer <= {self.high}"
         return f"an integer in {_bounds(self.low, self.high, 'both')}"
 
     def schema(self) -> dict[str, Any]:
@@ -191,7 +195,10 @@ class Grid(Constraint):
     def check(self, value: Any) -> tuple[int, int]:
         if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
             raise ValueError(self.describe())
-        rows, columns = (Integer(1).check(v) for v in value)
+        try:
+            rows, columns = (Integer(1).check(v) for v in value)
+        except ValueError:
+            raise ValueError(self.describe()) from None
         return (rows, columns)
 
     def describe(self) -> str:

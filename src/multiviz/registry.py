@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from multiviz.adapters.base import Adapter, Capability
+from multiviz.deprecation import rename_aliases
 from multiviz.errors import CapabilityError, InputError
 from multiviz.params import Boolean, Constraint, validate_params
 from multiviz.progress import showing_progress
@@ -130,7 +130,7 @@ def register_method(
         @functools.wraps(function)
         def call(adapter: Adapter, batch: Any, target: Any = "predicted", **kwargs: Any) -> Any:
             check_capabilities(adapter, info)
-            kwargs = _rename_aliases(info, kwargs)
+            kwargs = rename_aliases(info.name, info.aliases, kwargs, stacklevel=3)
             given = {"show_progress": kwargs.pop("show_progress", False)}
             show = validate_params(COMMON_PARAMS, given, method=name)["show_progress"]
             checked = validate_params(info.params, kwargs, method=name)
@@ -178,23 +178,6 @@ def check_capabilities(adapter: Any, info: MethodInfo) -> None:
         f"'{info.name}' needs the {', '.join(repr(m) for m in missing)} capability, which "
         f"{type(adapter).__name__} lacks (it has: {sorted(c.value for c in capabilities)}). {hint}"
     )
-
-
-def _rename_aliases(info: MethodInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Old parameter names still accepted for one release, with a ``FutureWarning``."""
-    for old, new in info.aliases.items():
-        if old not in kwargs:
-            continue
-        if new in kwargs:
-            raise InputError(f"'{info.name}': give {new!r}, not both {new!r} and {old!r}", argument=old)
-        warnings.warn(
-            f"'{info.name}': the parameter {old!r} is now called {new!r}; {old!r} will be removed",
-            FutureWarning,
-            stacklevel=3,
-        )
-        kwargs = {**kwargs, new: kwargs[old]}
-        del kwargs[old]
-    return kwargs
 
 
 def _record_parameters(info: MethodInfo, output: Any, resolved: Mapping[str, Any]) -> None:

@@ -13,6 +13,7 @@ is always scored against the same class.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
@@ -51,8 +52,8 @@ def normalise_target(target: Target) -> Any:
             f"expected a class index, 'predicted', 'label' or ('feature', j), got {target!r}",
             argument="target",
         )
-    if isinstance(target, int):
-        return target
+    if isinstance(target, numbers.Integral):  # numpy integers too
+        return int(target)
     if isinstance(target, str):
         if target not in ("predicted", "label"):
             raise InputError(
@@ -61,10 +62,11 @@ def normalise_target(target: Target) -> Any:
             )
         return target
     if isinstance(target, tuple | list) and len(target) in (2, 3) and target[0] == "feature":
-        if isinstance(target[1], bool) or not isinstance(target[1], int):
+        if isinstance(target[1], bool) or not isinstance(target[1], numbers.Integral):
             raise InputError(
                 f"expected an integer feature index in ('feature', j), got {target[1]!r}", argument="target"
             )
+        target = [target[0], int(target[1]), *target[2:]]
         if len(target) == 3 and not isinstance(target[2], str):
             raise InputError(
                 f"expected a layer name in ('feature', j, layer), got {target[2]!r}", argument="target"
@@ -100,7 +102,13 @@ def resolve_target(
             raise InputError(
                 "target 'label' needs batch['label'] (int64 [B]); none was given", argument="target"
             )
-        labels = torch.as_tensor(batch["label"]).to(torch.int64).reshape(-1).cpu()
+        labels = torch.as_tensor(batch["label"])
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise InputError(
+                f"expected integer class indices (int64 [B]), got dtype {labels.dtype}",
+                argument="batch['label']",
+            )
+        labels = labels.to(torch.int64).reshape(-1).cpu()
         if labels.shape[0] != size:
             raise InputError(f"expected {size} labels, got {labels.shape[0]}", argument="batch['label']")
         for value in labels.tolist():

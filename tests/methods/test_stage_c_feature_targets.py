@@ -60,13 +60,21 @@ def test_global_analysis_explains_the_extreme_rows_with_a_stage_c_map(tmp_path):
     store = extract_features(adapter, data, tmp_path / "features", batch_size=8)
     raw = {"first_order": "gradient", "second_order": "gradient"}
     extremes = global_analysis(
-        adapter, data, store, 0, k=3, method="second_order_gradient", modality_a="x1", modality_b="x2", **raw
+        adapter,
+        data,
+        store,
+        0,
+        top_k=3,
+        method="second_order_gradient",
+        modality_a="x1",
+        modality_b="x2",
+        **raw,
     )
     v = adapter.model.v.detach().numpy()
     x1, x2 = data["x1"].numpy(), data["x2"].numpy()
     activation = np.einsum("ni,ij,nj->n", x1, v, x2)
     np.testing.assert_array_equal(extremes.top_rows, np.argsort(-activation)[:3])
     for explanations in (extremes.top_explanations, extremes.bottom_explanations):
-        values = explanations["result"].values
+        values = explanations.values
         np.testing.assert_allclose(values, np.broadcast_to(v, values.shape), rtol=1e-5)
     assert FeatureExtremes.from_json(extremes.to_json()) == extremes

@@ -72,7 +72,7 @@ def test_objective_matches_scikit_learn_saga(lam: float, alpha: float) -> None:
         reference = LogisticRegression(**options).fit(x, y)
     ref_value = reference_objective(x, y, reference.coef_.T, reference.intercept_, lam, alpha)
     weight, intercept, report = solve_elastic_net(
-        torch.tensor(x), torch.tensor(y), 3, lam=lam, alpha=alpha, tol=1e-10
+        torch.tensor(x), torch.tensor(y), 3, lam=lam, l1_ratio=alpha, tol=1e-10
     )
     ours = reference_objective(x, y, weight.numpy(), intercept.numpy(), lam, alpha)
     assert report.converged
@@ -87,8 +87,8 @@ def test_lambda_max_is_the_exact_threshold_of_the_all_zero_solution() -> None:
     features, targets = torch.tensor(x), torch.tensor(y)
     alpha = 0.7
     lam_max = lambda_max(null_gradient(features, targets, 3), alpha)
-    at, _, _ = solve_elastic_net(features, targets, 3, lam=lam_max * 1.0001, alpha=alpha)
-    below, _, _ = solve_elastic_net(features, targets, 3, lam=lam_max * 0.97, alpha=alpha)
+    at, _, _ = solve_elastic_net(features, targets, 3, lam=lam_max * 1.0001, l1_ratio=alpha)
+    below, _, _ = solve_elastic_net(features, targets, 3, lam=lam_max * 0.97, l1_ratio=alpha)
     assert int((at != 0).sum()) == 0
     assert int((below != 0).sum()) >= 1
     # The closed form, recomputed in numpy: max |X^T (pi - Y)| / n / alpha.
@@ -115,7 +115,12 @@ def test_path_starts_empty_grows_and_warm_equals_cold() -> None:
     standardised = torch.tensor((x[train.numpy()] - mean) / std)
     for k in (3, len(path.lambdas) - 1):
         weight, intercept, _ = solve_elastic_net(
-            standardised, torch.tensor(y[train.numpy()]), 4, lam=path.lambdas[k], alpha=path.alpha, tol=1e-10
+            standardised,
+            torch.tensor(y[train.numpy()]),
+            4,
+            lam=path.lambdas[k],
+            l1_ratio=path.l1_ratio,
+            tol=1e-10,
         )
         cold = reference_objective(
             standardised.numpy(),
@@ -123,12 +128,17 @@ def test_path_starts_empty_grows_and_warm_equals_cold() -> None:
             weight.numpy(),
             intercept.numpy(),
             path.lambdas[k],
-            path.alpha,
+            path.l1_ratio,
         )
         assert path.steps[k].objective == pytest.approx(cold, rel=1e-6)
     k = path.selected
     weight, intercept, _ = solve_elastic_net(
-        standardised, torch.tensor(y[train.numpy()]), 4, lam=path.lambdas[k], alpha=path.alpha, tol=1e-10
+        standardised,
+        torch.tensor(y[train.numpy()]),
+        4,
+        lam=path.lambdas[k],
+        l1_ratio=path.l1_ratio,
+        tol=1e-10,
     )
     np.testing.assert_allclose(path.weight, weight.numpy(), atol=1e-4)
     np.testing.assert_allclose(path.intercept, intercept.numpy(), atol=1e-4)
@@ -137,7 +147,7 @@ def test_path_starts_empty_grows_and_warm_equals_cold() -> None:
 def test_selection_top_features_prediction_and_json_round_trip() -> None:
     path = fit_small()
     assert path.steps[path.selected].val_fidelity == max(s.val_fidelity for s in path.steps)
-    top = path.top_features(0, k=3)
+    top = path.top_features(0, top_k=3)
     assert len(top) <= 3 and all(w != 0 for _, w in top)
     assert [abs(w) for _, w in top] == sorted((abs(w) for _, w in top), reverse=True)
     x, _ = planted_problem(n=400, d=10, classes=4, seed=2)
@@ -167,8 +177,8 @@ def test_classes_absent_constant_and_nan_features_are_clear_errors() -> None:
     broken[4, 2] = np.nan
     with pytest.raises(InputError, match="NaN"):
         fit_sparse_path(broken, y, n_lambdas=3)
-    with pytest.raises(InputError, match="alpha"):
-        fit_sparse_path(x, y, alpha=0.0)
+    with pytest.raises(InputError, match="l1_ratio"):
+        fit_sparse_path(x, y, l1_ratio=0.0)
 
 
 def test_classes_that_never_occur_are_left_out_when_n_classes_is_not_given() -> None:
@@ -177,3 +187,48 @@ def test_classes_that_never_occur_are_left_out_when_n_classes_is_not_given() -> 
     path = fit_sparse_path(x, shifted, n_lambdas=4, eps=0.05)
     assert path.classes == [0, 1, 7]
     assert set(np.unique(path.predict(x))) <= {0, 1, 7}
+
+
+def test_old_parameter_names_warn_and_give_the_same_path() -> None:
+    # (Also a regression: here l1_ratio * lambda_max rounds to just above max |gradient|, so the strong
+    # rule keeps no feature at lambda_max; the solver then fits the intercept alone instead of failing.)
+    new = fit_small(l1_ratio=0.8)
+    assert new.steps[0].active_features == 0 and new.steps[0].nonzero_weights == 0
+    with pytest.warns(FutureWarning, match="'alpha' is now called 'l1_ratio'"):
+        old = fit_small(alpha=0.8)
+    np.testing.assert_array_equal(old.weight, new.weight)
+    assert old.lambdas == new.lambdas and new.parameters["l1_ratio"] == 0.8
+    with pytest.warns(FutureWarning, match="'alpha' is now called 'l1_ratio'"):
+        assert new.alpha == new.l1_ratio == 0.8
+    with pytest.warns(FutureWarning, match="'k' is now called 'top_k'"):
+        assert new.top_features(0, k=2) == new.top_features(0, top_k=2)
+    x, y = planted_problem(n=100, seed=5)
+    with pytest.warns(FutureWarning, match="'solve_elastic_net'"):
+        weight, _, _ = solve_elastic_net(torch.tensor(x), torch.tensor(y), 3, lam=0.05, alpha=0.5)
+    again, _, _ = solve_elastic_net(torch.tensor(x), torch.tensor(y), 3, lam=0.05, l1_ratio=0.5)
+    assert torch.equal(weight, again)
+    with pytest.raises(InputError, match="not both"):
+        fit_small(alpha=0.8, l1_ratio=0.8)
+
+
+def test_parameters_are_checked_against_the_spec_and_recorded() -> None:
+    x, y = planted_problem(n=60, d=4, classes=3, seed=6)
+    for options, message in (
+        ({"eps": 1.0}, r"argument 'eps': expected a number in \(0.0, 1.0\), got 1.0"),
+        ({"n_lambdas": 0}, r"argument 'n_lambdas': expected an integer >= 1, got 0"),
+        ({"validation_fraction": 0.0}, r"argument 'validation_fraction': expected a number in \(0.0, 1.0\)"),
+        ({"constant_features": "keep"}, r"argument 'constant_features': expected one of 'drop', 'error'"),
+        ({"target": "logits"}, r"argument 'target': expected one of 'predictions', 'labels'"),
+        ({"n_classes": 1}, r"argument 'n_classes': expected .*an integer >= 2, got 1"),
+        ({"dtype": torch.int64}, r"argument 'dtype'"),
+    ):
+        with pytest.raises(InputError, match=message):
+            fit_sparse_path(x, y, **options)  # type: ignore[arg-type]
+    path = fit_sparse_path(x, y, n_lambdas=3, eps=0.1, seed=np.int64(4), dtype=torch.float64)
+    assert path.parameters["seed"] == 4 and type(path.parameters["seed"]) is int
+    assert path.parameters["dtype"] == "float64" and path.parameters["n_lambdas"] == 3
+    assert path.extras == {"n_train": 54, "n_val": 6}  # round(0.1 * 60) rows held out
+    assert (
+        path.method == "sparse_path"
+        and path.summary()["val_fidelity"] == path.steps[path.selected].val_fidelity
+    )

@@ -63,10 +63,10 @@ def test_global_analysis_finds_the_extremes_and_explains_them(tmp_path: Path, li
     store = extract_features(adapter, data, tmp_path / "enc", layer="encoder", batch_size=16, shard_rows=25)
     with torch.no_grad():
         column = adapter.features(data, layer="encoder")[:, 1].double().numpy()
-    rows, values = top_activating(store, 1, k=5)
+    rows, values = top_activating(store, 1, top_k=5)
     np.testing.assert_array_equal(rows, np.argsort(-column, kind="stable")[:5])
     np.testing.assert_allclose(values, column[rows], rtol=1e-6)
-    result = global_analysis(adapter, data, store, 1, k=4)
+    result = global_analysis(adapter, data, store, 1, top_k=4)
     np.testing.assert_array_equal(result.bottom_rows, np.argsort(column, kind="stable")[:4])
     np.testing.assert_allclose(result.bottom_values, column[result.bottom_rows], rtol=1e-6)
     assert result.top_values == sorted(result.top_values, reverse=True)
@@ -101,8 +101,27 @@ def test_ties_at_the_kth_place_keep_the_earliest_rows(tmp_path: Path) -> None:
         adapter, {"x": torch.from_numpy(values[:, None])}, tmp_path / "z", shard_rows=200
     )
     for k in (4, 10, 200):
-        rows, found = top_activating(store, 0, k=k, largest=False)
+        rows, found = top_activating(store, 0, top_k=k, largest=False)
         np.testing.assert_array_equal(rows, np.argsort(values, kind="stable")[:k])
         np.testing.assert_array_equal(found, values[rows])
-    rows, _ = top_activating(store, 0, k=7)
+    rows, _ = top_activating(store, 0, top_k=7)
     np.testing.assert_array_equal(rows, np.argsort(-values, kind="stable")[:7])
+
+
+def test_old_parameter_name_k_warns_and_parameters_are_checked(tmp_path: Path, linear) -> None:  # type: ignore[no-untyped-def]
+    adapter, data = linear
+    store = extract_features(adapter, data, tmp_path / "enc", layer="encoder")
+    with pytest.warns(FutureWarning, match="'top_activating': the parameter 'k' is now called 'top_k'"):
+        rows, _ = top_activating(store, 0, k=3)
+    np.testing.assert_array_equal(rows, top_activating(store, 0, top_k=3)[0])
+    with pytest.warns(FutureWarning, match="'global_analysis': the parameter 'k' is now called 'top_k'"):
+        old = global_analysis(adapter, data, store, 0, k=2)
+    new = global_analysis(adapter, data, store, 0, top_k=2)
+    assert old == new and new.parameters == {"top_k": 2, "method": "gradient_x_input"}
+    assert new.method == "global_analysis" and new.units == "activation"
+    with pytest.raises(InputError, match=r"argument 'top_k': expected an integer >= 1, got 0"):
+        global_analysis(adapter, data, store, 0, top_k=0)
+    with pytest.raises(InputError, match=r"argument 'feature': expected an integer >= 0, got -1"):
+        top_activating(store, -1)
+    with pytest.raises(InputError, match="argument 'method'"):
+        explain_feature(adapter, data, 0, method="")

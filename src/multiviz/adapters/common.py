@@ -132,3 +132,25 @@ class ModalityAdapterBase:
         out = dict(batch)
         out[modality] = mask_atoms(batch[modality], spec, layout, atom_mask)
         return out
+
+
+def check_logits(logits: Tensor, batch_size: int, num_classes: int | None, argument: str) -> None:
+    """Raise an :class:`InputError` naming ``argument`` (``"model"``, ``"function"``) unless ``logits``
+    is ``[batch_size, C]`` (``C = num_classes`` when given) and finite: NaN logits from finite inputs
+    would otherwise flow silently into every explanation."""
+    expected = f"[{batch_size}, {'C' if num_classes is None else num_classes}]"
+    classes = num_classes if num_classes is not None else (logits.shape[-1] if logits.dim() else 0)
+    if logits.dim() != 2 or logits.shape[0] != batch_size or logits.shape[1] != classes:
+        raise InputError(
+            f"the {argument} returned shape {tuple(logits.shape)}; expected logits {expected}",
+            argument=argument,
+        )
+    finite = torch.isfinite(logits)
+    if not bool(finite.all()):
+        bad = (~finite).any(dim=1).nonzero().flatten().tolist()
+        look = "the model's weights" if argument == "model" else "what the function computes"
+        raise InputError(
+            f"the {argument} returned NaN or Inf logits (samples {bad[:10]}) for finite inputs; expected "
+            f"finite scores (look for NaN in {look})",
+            argument=argument,
+        )

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from multiviz.adapters.base import Batch, Capability
-from multiviz.adapters.common import ModalityAdapterBase
+from multiviz.adapters.common import ModalityAdapterBase, check_logits
 from multiviz.errors import CapabilityError, InputError
 from multiviz.modality import Modality
 
@@ -38,8 +38,13 @@ class FunctionAdapter(ModalityAdapterBase):
         extra_key_modalities: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(modalities, extra_keys, extra_key_modalities)
-        if num_classes < 1:
-            raise InputError(f"expected num_classes >= 1, got {num_classes}", argument="num_classes")
+        if not callable(function):
+            raise InputError(
+                f"expected a function from a batch to logits [B, C], got {type(function).__name__}",
+                argument="function",
+            )
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise InputError(f"expected an integer >= 1, got {num_classes!r}", argument="num_classes")
         self.function = function
         self._num_classes = num_classes
 
@@ -55,11 +60,7 @@ class FunctionAdapter(ModalityAdapterBase):
         batch = self.validate(batch)
         with torch.no_grad():
             logits = torch.as_tensor(self.function(batch))
-        expected = (self.batch_size(batch), self._num_classes)
-        if tuple(logits.shape) != expected:
-            raise InputError(
-                f"the function returned shape {tuple(logits.shape)}; expected {expected}", argument="function"
-            )
+        check_logits(logits, self.batch_size(batch), self._num_classes, "function")
         return logits
 
     def embed(self, batch: Batch) -> dict[str, Tensor]:

@@ -11,6 +11,7 @@ keeps one, even when the forward raises.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from multiviz.adapters.base import Batch, Capability, SeparableModel
-from multiviz.adapters.common import ModalityAdapterBase
+from multiviz.adapters.common import ModalityAdapterBase, check_logits
 from multiviz.errors import CapabilityError, InputError
 from multiviz.modality import Modality
 
@@ -75,6 +76,7 @@ class TorchAdapter(ModalityAdapterBase):
             self._submodule(module_name, "embeddings")
         self.head = head if head is not None else self._last_linear()
         self._submodule(self.head, "head")
+        self._check_forward_arguments()
         self.output = output
         self._num_classes: int | None = None
 
@@ -107,6 +109,24 @@ class TorchAdapter(ModalityAdapterBase):
         return self._num_classes
 
     # -- protocol ---------------------------------------------------------------------------------------
+    def validate(self, batch: Batch) -> dict[str, Tensor]:
+        """:meth:`ModalityAdapterBase.validate`, and token ids inside the vocabulary of an ``nn.Embedding``
+        (which would otherwise fail deep in the forward with a bare ``IndexError``)."""
+        out = super().validate(batch)
+        for name, module_name in self.embedding_modules.items():
+            module = self._submodule(module_name, "embeddings")
+            ids = out[name]
+            if isinstance(module, nn.Embedding) and bool((ids >= module.num_embeddings).any()):
+                rows = (ids >= module.num_embeddings).any(dim=1).nonzero().flatten().tolist()
+                raise InputError(
+                    f"token id {int(ids.max())} is outside the vocabulary (samples {rows[:10]}); the "
+                    f"embedding {module_name!r} has {module.num_embeddings} ids, expected 0 <= id < "
+                    f"{module.num_embeddings}",
+                    modality=name,
+                    argument=f"batch['{name}']",
+                )
+        return out
+
     def logits(self, batch: Batch) -> Tensor:
         batch = self.validate(batch)
         return self._forward(batch)
@@ -219,12 +239,7 @@ class TorchAdapter(ModalityAdapterBase):
         kwargs |= {argument: batch[key] for key, argument in self.extra_arguments.items() if key in batch}
         result = self.model(**kwargs)
         logits = self.output(result) if self.output is not None else _logits_of(result)
-        if logits.dim() != 2 or logits.shape[0] != self.batch_size(batch):
-            raise InputError(
-                f"the model returned shape {tuple(logits.shape)}; expected logits [B, C] with B = "
-                f"{self.batch_size(batch)}",
-                argument="model",
-            )
+        check_logits(logits, self.batch_size(batch), None, "model")
         self._num_classes = int(logits.shape[1])
         return logits
 
@@ -288,6 +303,35 @@ class TorchAdapter(ModalityAdapterBase):
         finally:
             for handle in handles:
                 handle.remove()
+
+    def _check_forward_arguments(self) -> None:
+        """Every forward keyword the spec passes must be a parameter of ``model.forward`` (unless it takes
+        ``**kwargs``), and every parameter without a default must be passed: a mismatch is reported here,
+        naming both sides, instead of as a ``TypeError`` from inside the first forward."""
+        try:
+            parameters = list(inspect.signature(self.model.forward).parameters.values())
+        except (TypeError, ValueError):  # a C extension or a wrapper without a signature: trust it
+            return
+        named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        accepted = [p.name for p in named]
+        passed = {argument: key for key, argument in self.arguments.items()}
+        passed |= {argument: key for key, argument in self.extra_arguments.items()}
+        where = f"{type(self.model).__name__}.forward"
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            for argument, key in passed.items():
+                if argument not in accepted:
+                    raise InputError(
+                        f"{where} has no parameter {argument!r} (where {key!r} would go); its parameters "
+                        f"are {accepted}; map each modality to one with arguments={{name: parameter}}",
+                        argument="arguments",
+                    )
+        missing = [p.name for p in named if p.default is p.empty and p.name not in passed]
+        if missing:
+            raise InputError(
+                f"{where} needs {missing}, which no modality or extra argument is passed as (passed: "
+                f"{sorted(passed)}); map each modality to one with arguments={{name: parameter}}",
+                argument="arguments",
+            )
 
     def _submodule(self, name: str, argument: str) -> nn.Module:
         try:

@@ -9,6 +9,7 @@ and never receives an attribution.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -111,7 +112,11 @@ class Atomizer(ABC):
                 f"unknown atomizer type {type_name!r}; expected one of {sorted(Atomizer._types)}",
                 argument="atoms",
             )
-        return Atomizer._types[type_name](**data)
+        cls = Atomizer._types[type_name]
+        accepted = sorted(inspect.signature(cls.__init__).parameters.keys() - {"self"})
+        if set(data) - set(accepted):
+            raise InputError(f"atomizer {type_name!r} takes {accepted}, got {sorted(data)}", argument="atoms")
+        return cls(**data)
 
 
 def index_labels(prefix: str, count: int, batch: int) -> list[list[str]]:

@@ -29,7 +29,9 @@ class TimeWindows(Atomizer):
         batch, steps = int(x.shape[0]), int(x.shape[1])
         if steps == 0:
             raise InputError(
-                "the time axis is empty; expected at least one step", modality=modality, argument="x"
+                "the time axis is empty; expected at least one step",
+                modality=modality,
+                argument=f"batch['{modality}']",
             )
         assignment = (torch.arange(steps, device=x.device) // self.window).expand(batch, steps)
         count = (steps + self.window - 1) // self.window

@@ -82,7 +82,7 @@ class TextTokens(Atomizer):
                     f"empty text: sample {sample} has no tokens besides special tokens and padding "
                     f"(special ids {self.special_token_ids}); expected at least one word",
                     modality=modality,
-                    argument="x",
+                    argument=f"batch['{modality}']",
                 )
             rows.append(assignment)
             labels.append(words)

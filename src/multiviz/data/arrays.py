@@ -10,6 +10,7 @@ A ``timeseries`` or ``audio`` array of shape ``[N, T]`` gets a feature axis: ``[
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,10 @@ def _to_tensor(array: np.ndarray, kind: ModalityKind, name: str, source: Path) -
 
 
 def _npz_reader(source: Path) -> Any:
+    if not zipfile.is_zipfile(source):  # numpy would try it as a pickle and say that instead
+        raise InputError(
+            f"{source}: is not an NPZ file (not a zip archive); write it with numpy.savez", argument="path"
+        )
     try:
         with np.load(source, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

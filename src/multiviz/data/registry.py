@@ -86,10 +86,21 @@ def _easy_vqa(**options: Any) -> TrainingData:
     )
 
 
+def _motifs(setting: str = "v1", **options: Any) -> TrainingData:
+    """Ledent et al.'s toy task (:mod:`multiviz.data.motifs`); ``options`` go to ``make_motifs``."""
+    from multiviz.data.motifs import make_motifs, motif_modalities
+
+    data = make_motifs(setting, **options)
+    views, length = data.symbols.shape[1], data.symbols.shape[2]
+    splits = {s: data.split(s) for s in ("train", "val", "test")}
+    return TrainingData(splits, motif_modalities(views, length), 2)
+
+
 DATASETS: dict[str, Callable[..., TrainingData]] = {
     "dime-synthetic": _dime_synthetic,
     "easy-vqa": _easy_vqa,
     "files": _files,
+    "motifs": _motifs,
 }
 
 

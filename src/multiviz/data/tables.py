@@ -81,60 +81,18 @@ def load_table(
     skipped: list[SkippedRow] = []
     kept = list(range(len(records)))
     if image:
-        size = image_size_pair(image_size)
         folder = Path(image_dir) if image_dir is not None else source.parent
-        if not folder.is_dir():
-            raise InputError(f"{folder}: no such image folder", argument="image_dir")
-        pixels: list[Tensor] = []
-        kept = []
-        for row, record in enumerate(records):
-            file = folder / str(record[image])
-            try:
-                pixels.append(read_image(file, size, image_channels))
-            except BadImageError as error:
-                if not skip_bad_images:
-                    raise BadImageError(
-                        error.path,
-                        f"{error.reason} (row {row} of {source}; pass skip_bad_images=True "
-                        "(CLI: --skip-bad-images) to leave such rows out)",
-                    ) from None
-                skipped.append(SkippedRow(row, str(error.path), error.reason))
-                continue
-            kept.append(row)
-        if skipped:
-            first = skipped[0]
-            warnings.warn(
-                f"{source}: skipped {len(skipped)} of {len(records)} rows with bad images; first: "
-                f"{first.path}: {first.reason}",
-                stacklevel=2,
-            )
-        if not kept:
-            raise InputError(f"{source}: no row has a readable image", argument="image")
-        tensors[image] = torch.stack(pixels)
+        pixels, kept, skipped = _read_images(
+            records, image, folder, image_size_pair(image_size), image_channels, source, skip_bad_images
+        )
+        tensors[image] = pixels
         modalities.append(Modality(image, "image", channels=image_channels))
     kept_records = [records[row] for row in kept]
 
-    raw_texts: dict[str, list[str]] = {}
-    hf_tokenizer = _tokenizer(tokenizer)
-    for column in texts:
-        strings = [str(r[column]) for r in kept_records]
-        raw_texts[column] = strings
-        if hf_tokenizer is None:
-            vocabulary = build_vocabulary(strings)
-            tensors[column] = encode_words(strings, vocabulary, max_length)
-            modalities.append(Modality(column, "text", atoms=word_atoms(vocabulary)))
-        else:
-            encoded = hf_tokenizer(
-                strings,
-                padding=True,
-                truncation=max_length is not None,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            tensors[column] = encoded["input_ids"]
-            mask_key = "attention_mask" if len(texts) == 1 else f"{column}_attention_mask"
-            tensors[mask_key] = encoded["attention_mask"]
-            modalities.append(Modality(column, "text", atoms=TextTokens.from_tokenizer(hf_tokenizer)))
+    raw_texts = {column: [str(r[column]) for r in kept_records] for column in texts}
+    text_tensors, text_modalities = _encode_texts(raw_texts, _tokenizer(tokenizer), max_length)
+    tensors.update(text_tensors)
+    modalities.extend(text_modalities)
     for name, numeric_columns in tabular.items():
         tensors[name] = _numeric(kept_records, kept, list(numeric_columns), source)
         modalities.append(Modality(name, "tabular", atoms=FeatureAtoms(list(numeric_columns))))
@@ -153,6 +111,75 @@ def load_table(
         texts=raw_texts,
         source=str(source),
     )
+
+
+def _read_images(
+    records: list[dict[str, Any]],
+    column: str,
+    folder: Path,
+    size: tuple[int, int],
+    channels: int,
+    source: Path,
+    skip_bad_images: bool,
+) -> tuple[Tensor, list[int], list[SkippedRow]]:
+    """The images of every row ``[N, C, H, W]``, the rows kept and the rows skipped (bad images, only
+    with ``skip_bad_images``; announced with a warning)."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such image folder", argument="image_dir")
+    pixels: list[Tensor] = []
+    kept: list[int] = []
+    skipped: list[SkippedRow] = []
+    for row, record in enumerate(records):
+        file = folder / str(record[column])
+        try:
+            pixels.append(read_image(file, size, channels))
+        except BadImageError as error:
+            if not skip_bad_images:
+                raise BadImageError(
+                    error.path,
+                    f"{error.reason} (row {row} of {source}; pass skip_bad_images=True "
+                    "(CLI: --skip-bad-images) to leave such rows out)",
+                ) from None
+            skipped.append(SkippedRow(row, str(error.path), error.reason))
+            continue
+        kept.append(row)
+    if skipped:
+        first = skipped[0]
+        warnings.warn(
+            f"{source}: skipped {len(skipped)} of {len(records)} rows with bad images; first: "
+            f"{first.path}: {first.reason}",
+            stacklevel=3,
+        )
+    if not kept:
+        raise InputError(f"{source}: no row has a readable image", argument="image")
+    return torch.stack(pixels), kept, skipped
+
+
+def _encode_texts(
+    texts: dict[str, list[str]], tokenizer: Any | None, max_length: int | None
+) -> tuple[dict[str, Tensor], list[Modality]]:
+    """Token ids per text column (a word vocabulary built from the data, or the HuggingFace
+    ``tokenizer``'s ids with an attention mask) and the text modalities."""
+    tensors: dict[str, Tensor] = {}
+    modalities: list[Modality] = []
+    for column, strings in texts.items():
+        if tokenizer is None:
+            vocabulary = build_vocabulary(strings)
+            tensors[column] = encode_words(strings, vocabulary, max_length)
+            modalities.append(Modality(column, "text", atoms=word_atoms(vocabulary)))
+            continue
+        encoded = tokenizer(
+            strings,
+            padding=True,
+            truncation=max_length is not None,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        tensors[column] = encoded["input_ids"]
+        mask_key = "attention_mask" if len(texts) == 1 else f"{column}_attention_mask"
+        tensors[mask_key] = encoded["attention_mask"]
+        modalities.append(Modality(column, "text", atoms=TextTokens.from_tokenizer(tokenizer)))
+    return tensors, modalities
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

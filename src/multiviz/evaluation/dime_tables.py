@@ -9,19 +9,21 @@ explained point the Pearson correlation between the 10 LIME weights of an explan
 ``MI_1``, plain LIME of the full logit ``LIME_1``, and the same for modality 2) and each 10-value ground
 truth is computed; the table is the mean over points (the paper explains label 1 on 1,000 test points).
 
-Run ``python -m multiviz.evaluation.dime_tables table2`` to print the markdown table (add ``--quick`` for
-the small quick preset, ``--points`` to change the point count).
+Run ``multiviz evaluate table2`` to print the markdown table (add ``--quick`` for the small quick preset,
+``--points`` to change the point count).
 
 DIME's Table 3 (section 4.2.1): on a question-answering model, swap each explained point's question for
 another question about the same image and explain the same label again; the image's unimodal
 explanation ``UC_V`` should barely move (mean cosine distance near 0) while its interaction
-explanation ``MI_V`` should. ``python -m multiviz.evaluation.dime_tables table3`` runs it on the trained
-easy-VQA model (preset ``easy-vqa``, trained once and cached as ``multiviz demo`` does).
+explanation ``MI_V`` should. ``multiviz evaluate table3`` runs it on the trained easy-VQA model (preset
+``easy-vqa``, trained once and cached as ``multiviz demo`` does: :mod:`multiviz.training.cache`).
+
+The models come from the model cache and the tables are plain data; the command line
+(:mod:`multiviz.cli_evaluate`) prints them.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,10 @@ import torch
 from torch import Tensor
 
 from multiviz.adapters.base import Adapter
+from multiviz.errors import InputError
 from multiviz.methods.dime import dime
 from multiviz.methods.lime import lime
+from multiviz.training.cache import cached_model, dataset_options, demo_config
 
 #: Table 2's rows: the ground truth of each point, from its inputs.
 GROUND_TRUTHS = ("d1", "d2", "d1*d2")
@@ -139,28 +143,37 @@ def synthetic_checkpoint(quick: bool = False, cache_dir: Path | None = None) -> 
     """The trained DIME MLP (preset ``dime-synthetic``, or the quick one), trained once and cached as
     ``multiviz demo --task dime-synthetic`` does, and its data set."""
     from multiviz.data.dime_synthetic import make_dime_synthetic
-    from multiviz.demo import cache_root, demo_config, reusable
-    from multiviz.training import fit, load_checkpoint
 
-    config = demo_config(quick)
-    directory = (cache_dir or cache_root()) / str(config.preset)
-    if not reusable(directory, config):
-        fit(config, directory, show_progress=False)
-    data = make_dime_synthetic(**{k: v for k, v in config.dataset.items() if k != "name"})
-    return load_checkpoint(directory), data
+    config = demo_config("dime-synthetic", quick)
+    data = make_dime_synthetic(**dataset_options(config))
+    return cached_model(config, cache_dir=cache_dir, show_progress=False).checkpoint, data
 
 
 def synthetic_table2(
     n_points: int = 100, *, quick: bool = False, cache_dir: Path | None = None, **options: Any
 ) -> Table2:
     """Table 2 on the first ``n_points`` test points of the synthetic task; the sample set is the first
-    ``n_reference`` (default 100) test points, which contain the explained ones when ``n_points <= 100``."""
-    checkpoint, data = synthetic_checkpoint(quick, cache_dir)
-    test = data.split("test")
+    ``n_reference`` (default 100) test points, which contain the explained ones when ``n_points <= 100``.
+    ``n_points`` is checked before the model is trained."""
+    from multiviz.data.dime_synthetic import make_dime_synthetic
+
+    config = demo_config("dime-synthetic", quick)
+    test = make_dime_synthetic(**dataset_options(config)).split("test")
+    check_points(n_points, len(test["label"]), "test points")
+    checkpoint = cached_model(config, cache_dir=cache_dir, show_progress=False).checkpoint
     n_reference = int(options.get("n_reference", 100))
     points = {key: test[key][:n_points] for key in ("x1", "x2")}
     reference = {key: test[key][:n_reference] for key in ("x1", "x2")}
     return table2(checkpoint.adapter, points, sample_set=reference, **options)
+
+
+def check_points(n_points: int, available: int, what: str) -> None:
+    """``n_points`` must be an integer in ``[1, available]`` (an :class:`InputError` naming it)."""
+    if isinstance(n_points, bool) or not isinstance(n_points, int) or not 1 <= n_points <= available:
+        raise InputError(
+            f"expected an integer in [1, {available}] (there are {available} {what}), got {n_points!r}",
+            argument="n_points",
+        )
 
 
 @dataclass
@@ -224,25 +237,24 @@ def table3(
     )
 
 
-def vqa_table3(n_points: int = 100, *, seed: int = 0, **options: Any) -> Table3:
+def vqa_table3(
+    n_points: int = 100, *, seed: int = 0, cache_dir: Path | None = None, **options: Any
+) -> Table3:
     """Table 3 on easy-VQA: ``n_points`` seeded random test questions whose image has another test
     question; the swap is a seeded random other question of the same image; the sample set is 100 other
     seeded random test questions. The image is masked per patch (8 x 8 pixels, 64 atoms) with the
-    checkpoint's baseline (the image's mean colour)."""
+    checkpoint's baseline (the image's mean colour). The model is the cached ``easy-vqa`` preset (trained
+    on first use, in ``cache_dir`` or the cache root); ``n_points`` is checked before it is trained."""
     from multiviz.data.easy_vqa import easy_vqa_training
-    from multiviz.demo import cache_root
-    from multiviz.demo_vqa import run_vqa_demo, vqa_demo_config
     from multiviz.models.text import load_minilm_tokenizer
-    from multiviz.training import load_checkpoint
 
-    config = vqa_demo_config(quick=False)
-    run_vqa_demo(show_progress=False)  # trains the checkpoint once, or reuses the cached one
-    checkpoint = load_checkpoint(cache_root() / str(config.preset))
-    data = easy_vqa_training(
-        load_minilm_tokenizer(), **{k: v for k, v in config.dataset.items() if k != "name"}
-    )
+    config = demo_config("easy-vqa")
+    data = easy_vqa_training(load_minilm_tokenizer(), **dataset_options(config))
     test = data.splits["test"]
     images = test["image_index"].numpy()
+    swappable = int((np.bincount(images)[images] > 1).sum())  # questions whose image has another one
+    check_points(n_points, swappable, "test questions whose image has another question")
+    checkpoint = cached_model(config, cache_dir=cache_dir, show_progress=False).checkpoint
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(images))
     chosen: list[int] = []
@@ -275,32 +287,12 @@ def vqa_table3(n_points: int = 100, *, seed: int = 0, **options: Any) -> Table3:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m multiviz.evaluation.dime_tables", description=__doc__)
-    parser.add_argument("table", choices=["table2", "table3"])
-    parser.add_argument("--points", type=int, default=100)
-    parser.add_argument("--quick", action="store_true", help="the quick preset (4 epochs, 20,000 points)")
-    parser.add_argument(
-        "--algorithm-1",
-        action="store_true",
-        help="table3: DIME with update_sample_set=True (the perturbed point replaces the explained one in "
-        "the sample set, as in the paper's Algorithm 1)",
-    )
-    arguments = parser.parse_args(argv)
-    if arguments.table == "table3":
-        swap = vqa_table3(arguments.points, update_sample_set=arguments.algorithm_1)
-        print(swap.markdown())
-        print(f"\n{swap.n_points} points (mean ± standard error); parameters {swap.parameters}")
-        print(f"UC_V {swap.uc_distance:.3e} ± {swap.uc_standard_error:.1e}, MI_V {swap.mi_distance:.4f}")
-        return 0
-    result = synthetic_table2(arguments.points, quick=arguments.quick)
-    print(result.markdown())
-    print("\nwith the standard error of each mean over the points:\n")
-    print(result.markdown(with_errors=True))
-    print(f"\n{result.n_points} points; parameters {result.parameters}")
-    print(f"undefined correlations (constant weights): {result.undefined}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    print(
+        "python -m multiviz.evaluation.dime_tables is gone; run `multiviz evaluate table2` or "
+        "`multiviz evaluate table3` (same options).",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)

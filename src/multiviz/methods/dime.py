@@ -45,7 +45,7 @@ constant is flagged in ``Disentanglement.uninformative`` and a warning names it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -85,8 +85,11 @@ from multiviz.registry import register_method
 from multiviz.results import Attribution, Disentanglement
 from multiviz.targets import ResolvedTarget, Target, resolve_target
 
-#: A LIME target whose range over the coalitions is below this (relative to its size) is constant.
+#: A LIME target whose range over the coalitions is below this (relative to the size of the model's
+#: outputs) is constant; for float32 outputs the bound is ``FLOAT_ROUNDING`` epsilons instead (see
+#: :func:`_is_constant`).
 CONSTANT_TOLERANCE = 1e-9
+FLOAT_ROUNDING = 64
 
 
 @dataclass
@@ -175,14 +178,11 @@ def dime(
     kernel ``kernel_width``, ridge penalty ``ridge`` (0: least squares; formerly ``alpha``),
     ``batch_size`` rows per forward, ``n_expectation_samples`` tuples for ``K > 2`` modalities,
     ``update_sample_set`` as in Algorithm 1 (see the module docstring); ``fast_path``: for a logit
-    target and an adapter with
-    :attr:`Capability.ENCODE`, encode each modality once (the sample set, then the ``S`` masked copies)
-    and run only the fusion head on the ``S N`` pairs (equal to the plain path to float tolerance).
+    target and an adapter with :attr:`Capability.ENCODE`, encode each modality once (the sample set,
+    then the ``S`` masked copies) and run only the fusion head on the ``S N`` pairs (equal to the plain
+    path to float tolerance).
     Attribution ``extras``: per sample the surrogate's ``intercept`` and weighted ``r2`` (None for a
     constant target); the result's ``extras``: per sample ``added_to_sample_set`` and ``sample_set_size``.
-
-    The body is one pass of Algorithm 1 and longer than our usual 80 lines: sample set, N x N cache (or
-    sampled expectations for K > 2), batched LIME scoring, then the two surrogates per point and modality.
     """
     batch_size = default_batch_size(adapter, batch_size)
     names = modality_names(adapter)
@@ -193,46 +193,28 @@ def dime(
     explained = chosen_modalities(adapter, modalities)
     batch = adapter.validate(batch)
     resolved = resolve_target(adapter, batch, target)
-    reference = adapter.validate(sample_set) if sample_set is not None else batch
-    if sample_count(adapter, reference) > n_reference:
-        chosen = np.sort(
-            np.random.default_rng(seed).choice(sample_count(adapter, reference), n_reference, replace=False)
-        )
-        reference = select_rows(reference, torch.from_numpy(chosen))
-    base = forward_inputs(adapter, reference)
-    pool = concat_batches(base, forward_inputs(adapter, batch))
-    columns = sorted(set(resolved.index.tolist()))
-    points = _points(adapter, base, batch, resolved, columns)
+    base = _sample_set(adapter, batch, sample_set, n_reference, seed)
+    points = _points(adapter, base, batch, resolved, sorted(set(resolved.index.tolist())))
     encoder = encoding_adapter(adapter) if fast_path and resolved.source == "logits" else None
     scorer = _Scorer(adapter, resolved, encoder)
+    pool = concat_batches(base, forward_inputs(adapter, batch))
     model_pool = encode_pool(encoder, pool, batch_size) if encoder is not None else pool
-
-    if len(names) == 2:
-        grid = _grid_cache(
-            adapter, model_pool, sample_count(adapter, base), points, scorer, columns, batch_size
-        )
-        constants: dict[int, Tensor] = {}
-    else:
-        grid = torch.empty(0)
-        constants = _sampled_constants(
-            adapter, model_pool, points, n_expectation_samples, seed, scorer, batch_size
-        )
-    layouts = {name: nonempty_layout(adapter, batch, name) for name in explained}
-    coalitions = {
-        (name, p.sample): lime_coalitions(layouts[name].n_atoms[p.sample], n_samples, seed)
-        for name in explained
-        for p in points
-    }
-    jobs = [(name, p) for p in points for name in explained]
-    width = {p.sample: _row_width(p, len(names), n_expectation_samples) for p in points}
-    total = sum(-(-n_samples * width[p.sample] // batch_size) for _, p in jobs)
-    scores: dict[tuple[str, int], list[Tensor]] = {(name, p.sample): [] for name, p in jobs}
-    evaluated = _score_jobs(
-        adapter, batch, model_pool, jobs, layouts, coalitions, scorer, n_expectation_samples, seed, batch_size
+    expectations = _expectations(
+        adapter, model_pool, base, points, scorer, batch_size, update_sample_set, n_expectation_samples, seed
     )
-    for key, values in track(evaluated, total=total, description="dime", unit="forwards", show=show_progress):
-        scores[key].append(values)
-
+    layouts = {name: nonempty_layout(adapter, batch, name) for name in explained}
+    coalitions, scores = _lime_scores(
+        adapter,
+        batch,
+        model_pool,
+        points,
+        layouts,
+        scorer,
+        n_samples,
+        n_expectation_samples,
+        seed,
+        batch_size,
+    )
     parameters: dict[str, Any] = {
         "n_reference": n_reference,
         "n_samples": n_samples,
@@ -245,69 +227,225 @@ def dime(
         "fast_path": fast_path,
         "sample_set": "batch" if sample_set is None else "given",
     }
-    size = sample_count(adapter, batch)
-    unimodal_results: dict[str, Attribution] = {}
-    interaction_results: dict[str, Attribution] = {}
-    constant_parts = np.zeros(size, dtype=np.int64)
-    for name in explained:
-        layout = layouts[name]
-        weights = {part: np.full((size, layout.max_atoms), np.nan) for part in ("uc", "mi")}
-        intercepts: dict[str, list[float]] = {"uc": [], "mi": []}
-        r2s: dict[str, list[float | None]] = {"uc": [], "mi": []}
-        for p in points:
-            values = torch.cat(scores[(name, p.sample)]).reshape(n_samples, width[p.sample])
-            if len(names) == 2:
-                position = names.index(name)
-                sub = grid[p.members][:, p.members][..., p.column]
-                sub = sub if position == 0 else sub.T
-                own = int((p.members == p.own).nonzero()[0, 0])
-                parts = lime_targets_from_grid(values, sub, own, update_sample_set)
-            else:
-                parts = lime_targets_sampled(values, constants[p.sample][names.index(name)])
-            kept = coalitions[(name, p.sample)]
-            kernel = lime_kernel(kept, kernel_width)
-            for part, target_values in zip(("uc", "mi"), parts, strict=True):
-                y = target_values.numpy()
-                constant = _is_constant(y)
-                coef, intercept, r2 = _fit_part(kept, y, kernel, ridge, constant)
-                constant_parts[p.sample] += int(constant)
-                weights[part][p.sample, : len(coef)] = coef
-                intercepts[part].append(intercept)
-                r2s[part].append(r2)
-        modality = modality_spec(adapter, name)
-        shared = {
+    fits = {
+        key: _fit_point(scores[key], expectations(points[key[1]], key[0]), kept, kernel_width, ridge)
+        for key, kept in coalitions.items()
+    }
+    return _disentanglement(adapter, layouts, points, fits, resolved, parameters)
+
+
+def _disentanglement(
+    adapter: Adapter,
+    layouts: dict[str, AtomLayout],
+    points: list[_Point],
+    fits: dict[tuple[str, int], dict[str, _Fit]],
+    resolved: ResolvedTarget,
+    parameters: dict[str, Any],
+) -> Disentanglement:
+    """The result: the UC and MI attributions of every explained modality, and the uninformative points."""
+    parts = {
+        part: {
+            name: _part_attribution(adapter, name, layout, points, fits, part, resolved, parameters)
+            for name, layout in layouts.items()
+        }
+        for part in ("uc", "mi")
+    }
+    uninformative = [all(fit.constant for fit in _fits_of(fits, p.sample)) for p in points]
+    _warn_if_uninformative(uninformative)
+    return Disentanglement(
+        method="dime",
+        unimodal=parts["uc"],
+        interaction=parts["mi"],
+        parameters=parameters,
+        uninformative=uninformative,
+        target=resolved.spec,
+        target_index=resolved.index.tolist(),
+        extras={
             "added_to_sample_set": [p.added for p in points],
             "sample_set_size": [len(p.members) for p in points],
-        }
-        for part, store in (("uc", unimodal_results), ("mi", interaction_results)):
-            store[name] = make_attribution(
-                "dime",
-                modality,
-                layout,
-                weights[part],
-                resolved,
-                parameters=parameters | {"part": part, "baseline": str(modality.baseline)},
-                extras={"intercept": intercepts[part], "r2": r2s[part]},
-            )
-    uninformative = [bool(count == 2 * len(explained)) for count in constant_parts]
+        },
+    )
+
+
+def _sample_set(
+    adapter: Adapter, batch: dict[str, Tensor], sample_set: Batch | None, n_reference: int, seed: int
+) -> dict[str, Tensor]:
+    """The forward inputs of the sample set (default: the batch), a seeded subsample of ``n_reference``."""
+    reference = _validated_sample_set(adapter, sample_set) if sample_set is not None else batch
+    count = sample_count(adapter, reference)
+    if count > n_reference:
+        chosen = np.sort(np.random.default_rng(seed).choice(count, n_reference, replace=False))
+        reference = select_rows(reference, torch.from_numpy(chosen))
+    return forward_inputs(adapter, reference)
+
+
+def _validated_sample_set(adapter: Adapter, sample_set: Batch) -> dict[str, Tensor]:
+    """``adapter.validate(sample_set)``, its errors naming the sample set instead of the batch."""
+    try:
+        return adapter.validate(sample_set)
+    except InputError as error:
+        prefix = (f"modality '{error.modality}': " if error.modality is not None else "") + (
+            f"argument '{error.argument}': " if error.argument is not None else ""
+        )
+        message = str(error).removeprefix(prefix).replace("the batch", "the sample set")
+        argument = error.argument or "batch"
+        if argument.startswith("batch"):  # "batch" or "batch['image']"
+            argument = "sample_set" + argument.removeprefix("batch")
+        raise InputError(message, modality=error.modality, argument=argument) from None
+
+
+#: ``expectations(point, modality)`` -> ``to_parts(scores)``: the (UC, MI) LIME targets of the point's
+#: coalitions from their scores ``[S, W]`` (the rows of :func:`_score_jobs`)
+_Expectations = Callable[["_Point", str], Callable[[Tensor], tuple[Tensor, Tensor]]]
+
+
+def _targets_from_grid(
+    grid: Tensor, names: list[str], update_sample_set: bool, point: _Point, name: str
+) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """``K = 2``: the point's sub-grid over its sample set, the perturbed modality on axis 0."""
+    sub = grid[point.members][:, point.members][..., point.column]
+    sub = sub if names.index(name) == 0 else sub.T
+    own = int((point.members == point.own).nonzero()[0, 0])
+    return partial(lime_targets_from_grid, grid=sub, own=own, update_sample_set=update_sample_set)
+
+
+def _targets_sampled(
+    constants: dict[int, Tensor], names: list[str], point: _Point, name: str
+) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """``K > 2``: the point's sampled constant terms of modality ``name``."""
+    return partial(lime_targets_sampled, constant=constants[point.sample][names.index(name)])
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One part's LIME surrogate of one point: weights, intercept, weighted R^2, whether constant."""
+
+    weights: np.ndarray
+    intercept: float
+    r2: float | None
+    constant: bool
+
+
+def _fit_point(
+    scores: Tensor,
+    to_parts: Callable[[Tensor], tuple[Tensor, Tensor]],
+    kept: np.ndarray,
+    kernel_width: float,
+    ridge: float,
+) -> dict[str, _Fit]:
+    """The UC and MI surrogates of one point and modality from the scores of its LIME rows ``[S, W]``.
+
+    A part is constant when its range over the coalitions is within float rounding of the model's
+    outputs (:func:`_is_constant`, at the precision ``scores`` were computed in)."""
+    resolution = torch.finfo(scores.dtype).eps
+    scale = max(1.0, float(scores.abs().max())) if scores.numel() else 1.0
+    kernel = lime_kernel(kept, kernel_width)
+    fits = {}
+    for part, values in zip(("uc", "mi"), to_parts(scores.to(torch.float64)), strict=True):
+        y = values.numpy()
+        constant = _is_constant(y, scale, resolution)
+        coef, intercept, r2 = _fit_part(kept, y, kernel, ridge, constant)
+        fits[part] = _Fit(coef, intercept, r2, constant)
+    return fits
+
+
+def _lime_scores(
+    adapter: Adapter,
+    batch: dict[str, Tensor],
+    pool: dict[str, Tensor],
+    points: list[_Point],
+    layouts: dict[str, AtomLayout],
+    scorer: _Scorer,
+    n_samples: int,
+    n_tuples: int,
+    seed: int,
+    batch_size: int,
+) -> tuple[dict[tuple[str, int], np.ndarray], dict[tuple[str, int], Tensor]]:
+    """Per (modality, point): its LIME coalitions (seeded by ``seed`` alone, so a point's do not depend
+    on the rest of the batch) and the scores ``[S, W]`` of their rows (:func:`_score_jobs`), in the
+    model's precision, counted on the progress bar."""
+    coalitions = {
+        (name, p.sample): lime_coalitions(layout.n_atoms[p.sample], n_samples, seed)
+        for name, layout in layouts.items()
+        for p in points
+    }
+    names = modality_names(adapter)
+    jobs = [(name, p) for p in points for name in layouts]
+    width = {p.sample: _row_width(p, len(names), n_tuples) for p in points}
+    total = sum(-(-n_samples * width[p.sample] // batch_size) for _, p in jobs)
+    pieces: dict[tuple[str, int], list[Tensor]] = {(name, p.sample): [] for name, p in jobs}
+    evaluated = _score_jobs(
+        adapter, batch, pool, jobs, layouts, coalitions, scorer, n_tuples, seed, batch_size
+    )
+    for key, values in track(evaluated, total=total, description="dime", unit="forwards"):
+        pieces[key].append(values)
+    scores = {key: torch.cat(values).reshape(n_samples, width[key[1]]) for key, values in pieces.items()}
+    return coalitions, scores
+
+
+def _part_attribution(
+    adapter: Adapter,
+    name: str,
+    layout: AtomLayout,
+    points: list[_Point],
+    fits: dict[tuple[str, int], dict[str, _Fit]],
+    part: str,
+    resolved: ResolvedTarget,
+    parameters: dict[str, Any],
+) -> Attribution:
+    """The :class:`Attribution` of one part (``"uc"`` or ``"mi"``) of modality ``name``."""
+    chosen = [fits[(name, p.sample)][part] for p in points]
+    weights = np.full((layout.batch_size, layout.max_atoms), np.nan)
+    for p, fit in zip(points, chosen, strict=True):
+        weights[p.sample, : len(fit.weights)] = fit.weights
+    modality = modality_spec(adapter, name)
+    return make_attribution(
+        "dime",
+        modality,
+        layout,
+        weights,
+        resolved,
+        parameters=parameters | {"part": part, "baseline": str(modality.baseline)},
+        extras={"intercept": [fit.intercept for fit in chosen], "r2": [fit.r2 for fit in chosen]},
+    )
+
+
+def _fits_of(fits: dict[tuple[str, int], dict[str, _Fit]], sample: int) -> list[_Fit]:
+    """Every part's fit of every explained modality of one point."""
+    return [fit for (_, point), parts in fits.items() if point == sample for fit in parts.values()]
+
+
+def _expectations(
+    adapter: Adapter,
+    pool: dict[str, Tensor],
+    base: dict[str, Tensor],
+    points: list[_Point],
+    scorer: _Scorer,
+    batch_size: int,
+    update_sample_set: bool,
+    n_tuples: int,
+    seed: int,
+) -> _Expectations:
+    """How each point's coalition scores become its UC and MI targets: through the ``N x N`` grid for
+    ``K = 2`` modalities, through sampled constant terms for ``K > 2``."""
+    names = modality_names(adapter)
+    if len(names) == 2:
+        columns = sorted(set(scorer.resolved.index.tolist()))
+        grid = _grid_cache(adapter, pool, sample_count(adapter, base), points, scorer, columns, batch_size)
+        return partial(_targets_from_grid, grid, names, update_sample_set)
+    constants = _sampled_constants(adapter, pool, points, n_tuples, seed, scorer, batch_size)
+    return partial(_targets_sampled, constants, names)
+
+
+def _warn_if_uninformative(uninformative: list[bool]) -> None:
     if any(uninformative):
         flagged = [index for index, flag in enumerate(uninformative) if flag]
         warnings.warn(
             f"dime: the target never changed under perturbation for samples {flagged[:10]} (a model with "
             "discrete or saturated outputs, DIME's limitation 1); their weights are 0 and carry no "
             "information (Disentanglement.uninformative)",
-            stacklevel=2,
+            stacklevel=5,  # the caller of dime(): here, _disentanglement, dime, the method layer
         )
-    return Disentanglement(
-        method="dime",
-        unimodal=unimodal_results,
-        interaction=interaction_results,
-        parameters=parameters,
-        uninformative=uninformative,
-        target=resolved.spec,
-        target_index=resolved.index.tolist(),
-        extras=shared,
-    )
 
 
 def _fit_part(
@@ -321,9 +459,15 @@ def _fit_part(
     return coef, intercept, r2 if np.isfinite(r2) else None
 
 
-def _is_constant(values: np.ndarray) -> bool:
-    scale = max(1.0, float(np.abs(values).max()))
-    return float(np.ptp(values)) <= CONSTANT_TOLERANCE * scale
+def _is_constant(values: np.ndarray, scale: float, resolution: float) -> bool:
+    """Whether ``values`` vary by no more than rounding: ``CONSTANT_TOLERANCE`` (float64 outputs) or
+    ``FLOAT_ROUNDING`` machine epsilons of the model's output precision, relative to ``scale`` (the
+    outputs' magnitude, at least 1), whichever is larger.
+
+    UC and MI are sums of means of model outputs, so an exactly additive model's MI still carries
+    rounding of a few epsilons of the outputs: about 1e-7 for a float32 model, far above 1e-9."""
+    tolerance = max(CONSTANT_TOLERANCE, FLOAT_ROUNDING * resolution)
+    return float(np.ptp(values)) <= tolerance * scale
 
 
 def _row_width(point: _Point, n_modalities: int, n_tuples: int) -> int:
@@ -489,7 +633,7 @@ def _score_jobs(
                 combined = combine_rows(adapter, joined, part_rows)
             with torch.no_grad():
                 values = scorer.outputs(combined, [target])[:, 0]
-            yield (name, p.sample), values.detach().to("cpu", torch.float64)
+            yield (name, p.sample), values.detach().to("cpu")  # in the model's precision
 
 
 @dataclass

@@ -22,7 +22,8 @@ All forwards run ``batch_size`` rows at a time on the adapter's device.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -125,30 +126,21 @@ def emap(
     pool = encode_pool(encoder, batch, batch_size) if encoder is not None else forward_inputs(adapter, batch)
     exact = len(names) == 2 or n ** len(names) <= max_grid_rows
 
-    def outputs(rows: dict[str, Tensor]) -> Tensor:
-        if encoder is not None:
-            return encoder.logits_from_encodings(rows)
-        return adapter.logits(rows)
-
+    outputs = encoder.logits_from_encodings if encoder is not None else adapter.logits
+    evaluate = partial(
+        evaluate_rows,
+        adapter,
+        pool,
+        outputs=outputs,
+        batch_size=batch_size,
+        encoded=encoded,
+        show_progress=show_progress,
+    )
     if exact:
-        rows = grid_rows(n, len(names))
-        values = evaluate_rows(
-            adapter,
-            pool,
-            dict(zip(names, rows, strict=True)),
-            outputs,
-            batch_size,
-            encoded=encoded,
-            show_progress=show_progress,
-            description="emap: grid",
-        )
-        grid = values.reshape(*([n] * len(names)), values.shape[-1])
-        full, marginals, grand = grid_marginals(grid)
+        full, marginals, grand = _grid_marginals_of(evaluate, n, len(names), names)
         forwards = n ** len(names)
     else:
-        full, marginals, grand = _sampled_marginals(
-            adapter, pool, n, n_expectation_samples, seed, outputs, batch_size, encoded, show_progress
-        )
+        full, marginals, grand = _sampled_marginals(evaluate, n, names, n_expectation_samples, seed)
         forwards = n * len(names) * n_expectation_samples + n_expectation_samples + n
     unimodal = additive_projection(marginals, grand)
     labels = batch["label"].reshape(-1).tolist() if "label" in batch else None
@@ -172,38 +164,34 @@ def emap(
     )
 
 
+#: ``evaluate(rows_by_modality, description=...)``: the logits of the combined rows (``evaluate_rows``)
+_Evaluate = Callable[..., Tensor]
+
+
+def _grid_marginals_of(
+    evaluate: _Evaluate, n: int, n_modalities: int, names: list[str]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Diagonal, marginals and grand mean from the exact ``N^K`` grid (:func:`grid_marginals`)."""
+    values = evaluate(dict(zip(names, grid_rows(n, n_modalities), strict=True)), description="emap: grid")
+    return grid_marginals(values.reshape(*([n] * n_modalities), values.shape[-1]))
+
+
 def _sampled_marginals(
-    adapter: Adapter,
-    pool: dict[str, Tensor],
-    n: int,
-    n_tuples: int,
-    seed: int,
-    outputs: Any,
-    batch_size: int,
-    encoded: bool,
-    show_progress: bool,
+    evaluate: _Evaluate, n: int, names: list[str], n_tuples: int, seed: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Diagonal ``[N, C]``, marginals ``[K, N, C]`` and grand mean ``[C]`` from ``n_tuples`` shared tuples.
 
     Rows, in order: the ``N`` datapoints; the ``n_tuples`` tuples (grand mean); for each modality ``m``
     and datapoint ``i`` the ``n_tuples`` rows with modality ``m`` from ``i`` and the others from the tuple.
     """
-    names = modality_names(adapter)
     tuples = draw_tuples(n, len(names), n_tuples, seed)
     own = torch.arange(n)
     rows: dict[str, list[Tensor]] = {name: [own, tuples[:, m]] for m, name in enumerate(names)}
     for m in range(len(names)):
         for other, name in enumerate(names):
             rows[name].append(own.repeat_interleave(n_tuples) if other == m else tuples[:, other].repeat(n))
-    values = evaluate_rows(
-        adapter,
-        pool,
-        {name: torch.cat(parts) for name, parts in rows.items()},
-        outputs,
-        batch_size,
-        encoded=encoded,
-        show_progress=show_progress,
-        description="emap: sampled expectations",
+    values = evaluate(
+        {name: torch.cat(parts) for name, parts in rows.items()}, description="emap: sampled expectations"
     )
     full = values[:n]
     grand = values[n : n + n_tuples].mean(0)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from multiviz.adapters.base import Adapter, Batch, Capability, layered_model
+from multiviz.atoms import AtomLayout
 from multiviz.errors import InputError
 from multiviz.methods._common import (
     aggregate_to_atoms,
@@ -40,7 +41,7 @@ from multiviz.modality import ModalityKind
 from multiviz.params import Grid, Integer, Names, Optional, Options, Text
 from multiviz.registry import register_method
 from multiviz.results import Attributions
-from multiviz.targets import Target, resolve_target
+from multiviz.targets import ResolvedTarget, Target, resolve_target
 
 
 @contextmanager
@@ -126,45 +127,12 @@ def grad_cam(
     over each atom's pixels. ``extras["grid"]`` is the layer's grid size.
     """
     model = layered_model(adapter)
-    images = [m.name for m in adapter.modalities if m.modality_kind is ModalityKind.IMAGE]
-    if modalities is None:
-        if len(images) != 1:
-            raise InputError(
-                f"expected one image modality to pick by default, found {images}; pass modalities=[...]",
-                argument="modalities",
-            )
-        modalities = images
-    if len(modalities) != 1:
-        raise InputError(f"Grad-CAM explains one image modality, got {modalities}", argument="modalities")
-    modality = modalities[0]
-    spec = modality_spec(adapter, modality)
-    if spec.modality_kind is not ModalityKind.IMAGE:
-        raise InputError(
-            f"Grad-CAM explains images; this modality is '{spec.modality_kind.value}'",
-            modality=modality,
-            argument="modalities",
-        )
-    try:
-        module = model.get_submodule(layer)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        raise InputError(
-            f"the model has no layer {layer!r}; it has: {names[:20]}", argument="layer"
-        ) from None
+    modality = _image_modality(adapter, modalities)
+    module = _layer(model, layer)
     batch = adapter.validate(batch)
     layout = nonempty_layout(adapter, batch, modality)
     resolved = resolve_target(adapter, batch, target)
-    captured: list[Tensor] = []
-    with torch.enable_grad(), _leaf_activation(module, captured):
-        scores = target_scores(adapter, batch, resolved)
-        if len(captured) != 1:
-            raise InputError(
-                f"layer {layer!r} ran {len(captured)} times in one forward pass; expected exactly once",
-                argument="layer",
-            )
-        (gradient,) = torch.autograd.grad(scores.sum(), captured[0], allow_unused=True)
-    activation = captured[0].detach()
-    gradient = torch.zeros_like(activation) if gradient is None else gradient
+    activation, gradient = _activation_and_gradient(adapter, batch, resolved, module, layer)
     used_prefix: int | None = None
     if activation.dim() == 3:
         activation, used_prefix = _to_grid(activation, prefix_tokens, grid)
@@ -175,9 +143,80 @@ def grad_cam(
             "or ViT tokens [B, N, D]",
             argument="layer",
         )
+    cam = _class_activation_map(activation, gradient)
+    weights = _per_atom(cam, batch[modality], layout, upsample, aggregation)
+    parameters = {
+        "layer": layer,
+        "prefix_tokens": used_prefix,
+        "grid": list(cam.shape[-2:]),
+        "upsample": upsample,
+        "aggregation": aggregation,
+    }
+    spec = modality_spec(adapter, modality)
+    attribution = make_attribution(
+        "grad_cam", spec, layout, weights, resolved, parameters, extras={"grid": list(cam.shape[-2:])}
+    )
+    return attributions("grad_cam", {modality: attribution}, resolved)
+
+
+def _class_activation_map(activation: Tensor, gradient: Tensor) -> Tensor:
+    """``relu(sum_k alpha_k A_k)`` with ``alpha_k`` the mean gradient of channel ``k`` -> ``[B, 1, h, w]``."""
     channel_weights = gradient.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((channel_weights * activation).sum(dim=1, keepdim=True))
-    image = batch[modality]
+    return torch.relu((channel_weights * activation).sum(dim=1, keepdim=True))
+
+
+def _image_modality(adapter: Adapter, modalities: list[str] | None) -> str:
+    """The one image modality to explain: the only one of the model, or the one named."""
+    if modalities is None:
+        images = [m.name for m in adapter.modalities if m.modality_kind is ModalityKind.IMAGE]
+        if len(images) != 1:
+            raise InputError(
+                f"expected one image modality to pick by default, found {images}; pass modalities=[...]",
+                argument="modalities",
+            )
+        modalities = images
+    if len(modalities) != 1:
+        raise InputError(f"Grad-CAM explains one image modality, got {modalities}", argument="modalities")
+    spec = modality_spec(adapter, modalities[0])
+    if spec.modality_kind is not ModalityKind.IMAGE:
+        raise InputError(
+            f"Grad-CAM explains images; this modality is '{spec.modality_kind.value}'",
+            modality=spec.name,
+            argument="modalities",
+        )
+    return spec.name
+
+
+def _layer(model: nn.Module, layer: str) -> nn.Module:
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        raise InputError(
+            f"the model has no layer {layer!r}; it has: {names[:20]}", argument="layer"
+        ) from None
+
+
+def _activation_and_gradient(
+    adapter: Adapter, batch: dict[str, Tensor], resolved: ResolvedTarget, module: nn.Module, layer: str
+) -> tuple[Tensor, Tensor]:
+    """The layer's activation in one forward pass and the gradient of the targets' sum with respect to it
+    (each sample's target depends on its own row only: an eval-mode model)."""
+    captured: list[Tensor] = []
+    with torch.enable_grad(), _leaf_activation(module, captured):
+        scores = target_scores(adapter, batch, resolved)
+        if len(captured) != 1:
+            raise InputError(
+                f"layer {layer!r} ran {len(captured)} times in one forward pass; expected exactly once",
+                argument="layer",
+            )
+        (gradient,) = torch.autograd.grad(scores.sum(), captured[0], allow_unused=True)
+    activation = captured[0].detach()
+    return activation, torch.zeros_like(activation) if gradient is None else gradient
+
+
+def _per_atom(cam: Tensor, image: Tensor, layout: AtomLayout, upsample: str, aggregation: str) -> Tensor:
+    """The map upsampled to the image and summed (or averaged) over each atom's pixels."""
     upsampled = F.interpolate(
         cam,
         size=tuple(image.shape[-2:]),
@@ -187,21 +226,4 @@ def grad_cam(
     weights = aggregate_to_atoms(upsampled, layout, ModalityKind.IMAGE, "sum")
     if aggregation == "mean":
         weights = weights / aggregate_to_atoms(torch.ones_like(upsampled), layout, ModalityKind.IMAGE, "sum")
-    by_modality = {
-        modality: make_attribution(
-            "grad_cam",
-            modality_spec(adapter, modality),
-            layout,
-            weights,
-            resolved,
-            parameters={
-                "layer": layer,
-                "prefix_tokens": used_prefix,
-                "grid": list(cam.shape[-2:]),
-                "upsample": upsample,
-                "aggregation": aggregation,
-            },
-            extras={"grid": list(cam.shape[-2:])},
-        )
-    }
-    return attributions("grad_cam", by_modality, resolved)
+    return weights

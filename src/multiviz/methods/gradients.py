@@ -38,6 +38,7 @@ from multiviz.methods._common import (
     attributions,
     chosen_modalities,
     default_batch_size,
+    forward_chunks,
     make_attribution,
     modality_spec,
     nonempty_layout,
@@ -229,7 +230,8 @@ def integrated_gradients(
     to the input; the other modalities stay at their input values. ``extras["completeness_delta"][b]`` is
     ``sum of all attributions - (f(x) - f(x'))`` of sample ``b`` (Gauss-Legendre quadrature with
     ``n_steps`` nodes); ``extras["score"]`` and ``extras["baseline_score"]`` are ``f(x)`` and ``f(x')``.
-    ``batch_size`` caps the rows per forward pass (Captum's ``internal_batch_size``).
+    ``batch_size`` caps the rows per forward pass (Captum's ``internal_batch_size``; a pass holds at least
+    one row per sample of the batch).
 
     For text the path starts at the baseline token's embedding in every word position, while the model
     still sees the input's token ids (for its padding or attention mask). ``extras["masked_score"]`` is
@@ -286,6 +288,59 @@ def integrated_gradients(
     )
 
 
+def _sample_ranges(values: Tensor) -> Tensor:
+    """``max - min`` of each sample's values (float64 ``[B]``)."""
+    flat = values.reshape(values.shape[0], -1).to(torch.float64)
+    return (flat.max(dim=1).values - flat.min(dim=1).values).cpu()
+
+
+def _noise_tunnel(
+    inner: Any,
+    inputs: tuple[Tensor, ...],
+    additional: tuple[Tensor, ...],
+    target: list[int],
+    stdevs: Sequence[Tensor | None],
+    n_samples: int,
+    seed: int,
+    batch_size: int,
+    options: dict[str, Any],
+) -> tuple[Tensor, ...]:
+    """Captum's SmoothGrad (``NoiseTunnel``) with the noise of each sample drawn on its own.
+
+    Row ``b * n_samples + s`` is noisy copy ``s`` of sample ``b``: for every input with a standard
+    deviation (``stdevs[i][b]``; None = no noise), ``N(0, 1)`` noise from sample ``b``'s generator (seeded
+    with ``seed``, drawn in float64, copy after copy) times that deviation. ``batch_size`` rows go into
+    one attribution call of ``inner``; each sample's attributions are averaged over its copies.
+    """
+    size = int(inputs[0].shape[0])
+    generators = [torch.Generator().manual_seed(seed) for _ in range(size)]
+    sample_of_row = torch.arange(size).repeat_interleave(n_samples)
+    totals = [torch.zeros(value.shape, dtype=torch.float64, device=value.device) for value in inputs]
+    for chunk in forward_chunks(len(sample_of_row), batch_size, description="smoothgrad", show=False):
+        samples = sample_of_row[chunk]
+        noise: list[list[Tensor]] = [[] for _ in inputs]
+        for sample in samples.tolist():
+            for position, (value, std) in enumerate(zip(inputs, stdevs, strict=True)):
+                if std is not None:
+                    drawn = torch.randn(value.shape[1:], generator=generators[sample], dtype=torch.float64)
+                    noise[position].append(drawn * float(std[sample]))
+        noisy = tuple(
+            value.detach()[samples.to(value.device)]
+            + (torch.stack(noise[position]).to(value) if noise[position] else 0)
+            for position, value in enumerate(inputs)
+        )
+        rows = tuple(value[samples.to(value.device)] for value in additional)
+        values = inner.attribute(
+            tuple(v.requires_grad_(True) for v in noisy),
+            target=[target[sample] for sample in samples.tolist()],
+            additional_forward_args=rows,
+            **options,
+        )
+        for total, value in zip(totals, values, strict=True):
+            total.index_add_(0, samples.to(total.device), value.detach().to(torch.float64))
+    return tuple((total / n_samples).to(value.dtype) for total, value in zip(totals, inputs, strict=True))
+
+
 def _warn_if_the_path_misses_the_masked_input(chosen: Sequence[str], base: Tensor, masked: Tensor) -> None:
     """Warn when ``f`` at the start of the path is not ``f`` of the masked input (see the docstring)."""
     gap = (base - masked).abs()
@@ -331,39 +386,31 @@ def smoothgrad(
     """SmoothGrad: saliency (or gradient x input) averaged over seeded noisy copies (Smilkov et al. 2017).
 
     Noise is added to the chosen modalities only, with standard deviation ``noise_level`` times the range
-    (max - min) of that modality's continuous input in the batch. ``base`` is ``"saliency"`` (the signed
-    gradient, so that noise averages out; take absolute values afterwards if wanted) or
-    ``"gradient_x_input"``. ``batch_size`` caps the noisy copies per forward pass.
+    (max - min) of that sample's continuous input of the modality, as in the paper. ``base`` is
+    ``"saliency"`` (the signed gradient, so that noise averages out; take absolute values afterwards if
+    wanted) or ``"gradient_x_input"``. ``batch_size`` caps the noisy rows per forward pass (default: the
+    one rule of :func:`~multiviz.methods._common.default_batch_size`); ``show_progress`` counts them.
+
+    Each sample's noise comes from its own ``torch.Generator`` seeded with ``seed`` (drawn in float64),
+    so a sample's explanation depends neither on the other samples of the batch nor on ``batch_size``
+    nor on the model's precision. ``extras["noise_std"]`` is, per chosen modality, each sample's noise
+    standard deviation.
     """
     batch_size = default_batch_size(adapter, batch_size)
 
     def run(forward, inputs, additional, captum_target, names, chosen, batch):  # type: ignore[no-untyped-def]
         captum = _captum()
         inner = captum.Saliency(forward) if base == "saliency" else captum.InputXGradient(forward)
-        stdevs = tuple(
-            float(noise_level * (value.detach().max() - value.detach().min())) if name in chosen else 0.0
+        stdevs = [
+            _sample_ranges(value.detach()) * noise_level if name in chosen else None
             for name, value in zip(names, inputs, strict=True)
-        )
+        ]
         extra = {"abs": False} if base == "saliency" else {}
-        device = inputs[0].device
-        devices = (
-            [device.index if device.index is not None else torch.cuda.current_device()]
-            if (device.type == "cuda")
-            else []
+        values = _noise_tunnel(
+            inner, inputs, additional, captum_target, stdevs, n_samples, seed, batch_size, extra
         )
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            values = captum.NoiseTunnel(inner).attribute(
-                inputs,
-                nt_type="smoothgrad",
-                nt_samples=n_samples,
-                nt_samples_batch_size=batch_size,
-                stdevs=stdevs,
-                target=captum_target,
-                additional_forward_args=additional,
-                **extra,
-            )
-        return tuple(values), {"noise_std": {n: s for n, s in zip(names, stdevs, strict=True) if n in chosen}}
+        noise_std = {n: std.tolist() for n, std in zip(names, stdevs, strict=True) if std is not None}
+        return values, {"noise_std": noise_std}
 
     return _attribute(
         "smoothgrad",

@@ -225,13 +225,57 @@ def masking_rounds(
     0.2) the share of text atoms masked in round 4, chosen by ``bimodal_atoms_by`` (``"masked_gradient"``,
     the paper's; or ``"gradient_change"``).
     """
-    tolerance, floor = relative_norm_tolerance, min_gradient_norm
-    threshold, fraction = similarity_threshold, bimodal_fraction
     roles = _roles(adapter, modality_a, modality_b)
     batch = adapter.validate(batch)
     layouts = {role: nonempty_layout(adapter, batch, roles[role]) for role in ROLES}
-    kinds = {role: modality_by_name(adapter.modalities, roles[role]).modality_kind for role in ROLES}
     resolved = resolve_target(adapter, batch, target)
+    passes, chosen = _four_rounds(
+        adapter, batch, resolved, roles, layouts, bimodal_fraction, bimodal_atoms_by
+    )
+    _, _, text_masked, partial = passes
+    norms = _gradient_norms(passes)
+    classes = torch.stack([p.classes for p in passes], dim=1).cpu()
+    similarity = cosine(text_masked.gradients["image"], partial.gradients["image"]).cpu()
+    change = torch.stack(
+        [relative_change(norms[:, 0, 0], norms[:, 1, 0]), relative_change(norms[:, 0, 1], norms[:, 2, 1])], 1
+    )
+    chosen_rows = [torch.nonzero(row).flatten().tolist() for row in chosen.cpu()]
+    text_labels = layouts["text"].labels
+    return MaskingRounds(
+        roles=roles,
+        gradient_norms=norms.numpy(),
+        target_score=to_numpy(torch.stack([p.scores for p in passes], dim=1)),
+        predicted_class=classes.tolist(),
+        relative_norm_change=change.numpy(),
+        decision=decide(norms, classes, relative_norm_tolerance, min_gradient_norm),
+        bimodal_atoms=chosen_rows,
+        bimodal_labels=[[text_labels[b][a] for a in row] for b, row in enumerate(chosen_rows)],
+        partial_similarity=similarity.numpy(),
+        bimodal_confirmed=[bool(s >= similarity_threshold) for s in similarity.tolist()],
+        target=resolved.spec,
+        target_index=resolved.index.tolist(),
+        parameters={
+            "relative_norm_tolerance": relative_norm_tolerance,
+            "min_gradient_norm": min_gradient_norm,
+            "similarity_threshold": similarity_threshold,
+            "bimodal_fraction": bimodal_fraction,
+            "bimodal_atoms_by": bimodal_atoms_by,
+        },
+    )
+
+
+def _four_rounds(
+    adapter: Adapter,
+    batch: dict[str, Tensor],
+    resolved: ResolvedTarget,
+    roles: dict[str, str],
+    layouts: dict[str, AtomLayout],
+    fraction: float,
+    bimodal_atoms_by: str,
+) -> tuple[tuple[_Pass, _Pass, _Pass, _Pass], Tensor]:
+    """The passes of the four rounds (gradients restricted to atom elements) and the bimodally important
+    text atoms masked in round 4 (bool ``[B, A]``)."""
+    kinds = {role: modality_by_name(adapter.modalities, roles[role]).modality_kind for role in ROLES}
 
     def run(masked_batch: dict[str, Tensor]) -> _Pass:
         result = _gradient_pass(adapter, masked_batch, resolved, roles)
@@ -252,45 +296,15 @@ def masking_rounds(
     valid = text_layout.valid_atoms().to(atom_scores.device)
     chosen = top_atoms(torch.nan_to_num(atom_scores, nan=0.0), valid, fraction)
     partial = run(adapter.mask(batch, roles["text"], chosen.to(adapter.device), text_layout))
-    passes = (intact, image_masked, text_masked, partial)
+    return (intact, image_masked, text_masked, partial), chosen
 
-    norms = torch.stack(
-        [
-            torch.stack(
-                [
-                    p.gradients[role].reshape(len(p.scores), -1).to(torch.float64).norm(dim=1)
-                    for role in ROLES
-                ],
-                1,
-            )
-            for p in passes
-        ],
-        dim=1,
-    ).cpu()
-    classes = torch.stack([p.classes for p in passes], dim=1).cpu()
-    similarity = cosine(text_masked.gradients["image"], partial.gradients["image"]).cpu()
-    change = torch.stack(
-        [relative_change(norms[:, 0, 0], norms[:, 1, 0]), relative_change(norms[:, 0, 1], norms[:, 2, 1])], 1
-    )
-    chosen_rows = [torch.nonzero(row).flatten().tolist() for row in chosen.cpu()]
-    return MaskingRounds(
-        roles=roles,
-        gradient_norms=norms.numpy(),
-        target_score=to_numpy(torch.stack([p.scores for p in passes], dim=1)),
-        predicted_class=classes.tolist(),
-        relative_norm_change=change.numpy(),
-        decision=decide(norms, classes, tolerance, floor),
-        bimodal_atoms=chosen_rows,
-        bimodal_labels=[[text_layout.labels[b][a] for a in row] for b, row in enumerate(chosen_rows)],
-        partial_similarity=similarity.numpy(),
-        bimodal_confirmed=[bool(s >= threshold) for s in similarity.tolist()],
-        target=resolved.spec,
-        target_index=resolved.index.tolist(),
-        parameters={
-            "relative_norm_tolerance": tolerance,
-            "min_gradient_norm": floor,
-            "similarity_threshold": threshold,
-            "bimodal_fraction": fraction,
-            "bimodal_atoms_by": bimodal_atoms_by,
-        },
-    )
+
+def _gradient_norms(passes: tuple[_Pass, ...]) -> Tensor:
+    """L2 norm of each role's gradient in each round: float64 ``[B, rounds, roles]`` on the CPU."""
+    per_round = [
+        torch.stack(
+            [p.gradients[role].reshape(len(p.scores), -1).to(torch.float64).norm(dim=1) for role in ROLES], 1
+        )
+        for p in passes
+    ]
+    return torch.stack(per_round, dim=1).cpu()

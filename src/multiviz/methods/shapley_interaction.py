@@ -42,8 +42,8 @@ redundancy, NaN when there is none).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,8 +64,10 @@ from multiviz.methods._common import (
     target_scores,
 )
 from multiviz.params import Integer, Names, Optional, Options
+from multiviz.progress import track
 from multiviz.registry import register_method
-from multiviz.results import Attribution, InteractionMap, Result
+from multiviz.results import InteractionMap
+from multiviz.results.interaction import ShapleyInteractions  # defined with the other stage-C results
 from multiviz.targets import ResolvedTarget, Target, resolve_target
 
 INDICES = ("k-SII", "SII", "STII", "FSII")
@@ -99,77 +101,7 @@ def _shapiq() -> Any:
     return shapiq
 
 
-@dataclass(eq=False)
-class ShapleyInteractions(Result):
-    """First-order values and cross-modal pair interactions of the atoms of several modalities.
-
-    Attributes:
-        modalities: the modalities whose atoms are players, in player order.
-        index: the interaction index (``"k-SII"``, ``"SII"``, ``"STII"``, ``"FSII"``).
-        first_order: per modality, the first-order values of its atoms (an :class:`Attribution`, target
-            units). For SII these are the Shapley values; for k-SII, STII and FSII they are the first-order
-            part of an explanation whose first-order and pair values add up to ``v(N) - v(empty)``.
-        pairs: per pair of modalities ``"a|b"`` (player order), the :class:`InteractionMap` of pair values
-            ``I_ij`` (target units): positive = synergy, negative = redundancy.
-        score: float64 ``[B]``: the target score with every atom present, ``f(x)``.
-        empty_score: float64 ``[B]``: the target score with every player masked.
-        within_modality_sum: float64 ``[B]``: the sum of the pair values of same-modality pairs (with the
-            first-order and cross-modal values, this completes the efficiency sum of k-SII, STII, FSII).
-        redundant_share: float64 ``[B]``: see the module docstring (NaN: no cross-modal interaction).
-        top_synergistic, top_redundant: per sample, up to ``top_k`` cross-modal pairs with the largest
-            positive (negative) value: dicts with ``modality_a``, ``atom_a``, ``label_a``, the same for
-            ``b``, and ``value``; values within ``1e-9 * max(1, |v(N) - v(empty)|)`` of zero are
-            round-off and never listed.
-        budget_used: per sample, the coalitions the model scored (never more than ``parameters["budget"]``).
-        exact: per sample, whether every coalition was scored (exact values).
-        approximator: the shapiq approximator used for the samples that were not exact.
-        target, target_index, parameters: as in :class:`Attribution`.
-    """
-
-    result_type: ClassVar[str] = "shapley_interactions"
-    modalities: list[str]
-    index: str
-    approximator: str
-    first_order: dict[str, Attribution]
-    pairs: dict[str, InteractionMap]
-    score: np.ndarray
-    empty_score: np.ndarray
-    within_modality_sum: np.ndarray
-    redundant_share: np.ndarray
-    top_synergistic: list[list[dict[str, Any]]]
-    top_redundant: list[list[dict[str, Any]]]
-    budget_used: list[int]
-    exact: list[bool]
-    target: Any
-    target_index: list[int]
-    parameters: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
-    method: str = "shapley_interaction"
-    units: str = "target"
-
-    def __post_init__(self) -> None:
-        for name in ("score", "empty_score", "within_modality_sum", "redundant_share"):
-            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
-
-    def pair(self, modality_a: str, modality_b: str) -> np.ndarray:
-        """Pair values ``[B, A_a, A_b]`` between two modalities (either order)."""
-        if f"{modality_a}|{modality_b}" in self.pairs:
-            return self.pairs[f"{modality_a}|{modality_b}"].values
-        if f"{modality_b}|{modality_a}" in self.pairs:
-            return np.swapaxes(self.pairs[f"{modality_b}|{modality_a}"].values, 1, 2)
-        raise KeyError(f"no pair map for {modality_a!r} and {modality_b!r}; have {sorted(self.pairs)}")
-
-    def redundancy_gap(self, modality_a: str, modality_b: str) -> np.ndarray:
-        """The redundancy gap of every cross-modal pair, ``-I_ij`` (our reading; module docstring)."""
-        return redundancy_gap(self.pair(modality_a, modality_b))
-
-
-# -- formulas --------------------------------------------------------------------------------------------
-def redundancy_gap(pair_values: np.ndarray) -> np.ndarray:
-    """``-I_ij``: separate gains minus joint gain, index-weighted (positive = redundant, substitutable)."""
-    return -np.asarray(pair_values, dtype=np.float64)
-
-
+# -- formulas (the redundancy gap, -I_ij, is multiviz.results.interaction.redundancy_gap) ------------------
 def redundant_share(cross_pair_values: np.ndarray) -> float:
     """``sum max(0, -I) / sum |I|`` over the given cross-modal pair values; NaN when all are zero."""
     values = np.asarray(cross_pair_values, dtype=np.float64)
@@ -367,62 +299,30 @@ def shapley_interaction(
     batch_size = default_batch_size(adapter, batch_size)
     used_approximator = _check_choices(index, approximator)
     names = chosen_modalities(adapter, modalities)
-    if len(set(names)) < 2:
+    if len(names) < 2:
         raise InputError(
             f"cross-modal interactions need at least two modalities, got {names}", argument="modalities"
         )
-    if len(set(names)) != len(names):
-        raise InputError(f"each modality once, got {names}", argument="modalities")
     batch = adapter.validate(batch)
-    layouts = [nonempty_layout(adapter, batch, name) for name in names]
+    layouts = {name: nonempty_layout(adapter, batch, name) for name in names}
     resolved = resolve_target(adapter, batch, target)
     size = adapter.batch_size(batch)
-    players = [sum(layout.n_atoms[b] for layout in layouts) for b in range(size)]
+    players = [sum(layout.n_atoms[b] for layout in layouts.values()) for b in range(size)]
     _check_budget(players, used_approximator, index, budget)
-
-    first = {
-        name: np.full((size, layout.max_atoms), np.nan) for name, layout in zip(names, layouts, strict=True)
-    }
-    pair_keys = [(a, b) for x, a in enumerate(names) for b in names[x + 1 :]]
-    pair_values = {
-        (a, b): np.full((size, layouts[names.index(a)].max_atoms, layouts[names.index(b)].max_atoms), np.nan)
-        for a, b in pair_keys
-    }
-    scores, empty, within, shares, synergy, redundancy, used, exact = [], [], [], [], [], [], [], []
-    for sample in range(size):
+    points = []
+    for sample in track(range(size), total=size, description="shapley_interaction", unit="samples"):
         rows = torch.tensor([sample])
-        sample_layouts = [layout.take(rows) for layout in layouts]
         game = MaskingGame(
-            adapter, select_rows(batch, rows), sample_layouts, sub_target(resolved, rows), batch_size, budget
+            adapter,
+            select_rows(batch, rows),
+            [layout.take(rows) for layout in layouts.values()],
+            sub_target(resolved, rows),
+            batch_size,
+            budget,
         )
         values, pairs, is_exact = _explain_sample(game, index, used_approximator, budget, batch_size, seed)
-        offsets = np.cumsum([0, *game.sizes])
-        cross: list[tuple[str, int, str, str, int, str, float]] = []
-        within_total = 0.0
-        for x, name in enumerate(names):
-            own = slice(offsets[x], offsets[x + 1])
-            first[name][sample, : game.sizes[x]] = values[own]
-            within_total += float(np.triu(pairs[own, own], k=1).sum())
-        for a, b in pair_keys:
-            xa, xb = names.index(a), names.index(b)
-            block = pairs[offsets[xa] : offsets[xa + 1], offsets[xb] : offsets[xb + 1]]
-            pair_values[(a, b)][sample, : block.shape[0], : block.shape[1]] = block
-            labels_a, labels_b = layouts[xa].labels[sample], layouts[xb].labels[sample]
-            cross.extend(
-                (a, i, labels_a[i], b, j, labels_b[j], float(block[i, j]))
-                for i in range(block.shape[0])
-                for j in range(block.shape[1])
-            )
-        scores.append(game.full_score)
-        empty.append(game.empty_score)
-        within.append(within_total)
-        shares.append(redundant_share(np.array([p[6] for p in cross])))
-        zero = ROUND_OFF * max(1.0, abs(game.full_score - game.empty_score))
-        synergy.append(_top_pairs(cross, top_k, 1.0, zero))
-        redundancy.append(_top_pairs(cross, top_k, -1.0, zero))
-        used.append(game.rows_scored)
-        exact.append(is_exact)
-
+        labels = {name: layout.labels[sample] for name, layout in layouts.items()}
+        points.append(_PointValues.of(game, values, pairs, is_exact, labels, top_k))
     parameters = {
         "index": index,
         "approximator": used_approximator,
@@ -433,38 +333,112 @@ def shapley_interaction(
         "value": "target score minus the empty-coalition score",
         "baselines": {name: str(modality_spec(adapter, name).baseline) for name in names},
     }
+    return _interactions(adapter, layouts, points, index, used_approximator, resolved, parameters)
+
+
+@dataclass
+class _PointValues:
+    """What one sample's game gives: first-order values per modality, pair blocks per modality pair (in
+    player order), and the per-sample summary numbers of :class:`ShapleyInteractions`."""
+
+    first_order: dict[str, np.ndarray]
+    pairs: dict[tuple[str, str], np.ndarray]
+    score: float
+    empty_score: float
+    within_modality_sum: float
+    redundant_share: float
+    top_synergistic: list[dict[str, Any]]
+    top_redundant: list[dict[str, Any]]
+    budget_used: int
+    exact: bool
+
+    @classmethod
+    def of(
+        cls,
+        game: MaskingGame,
+        values: np.ndarray,
+        pairs: np.ndarray,
+        exact: bool,
+        labels: dict[str, list[str]],
+        top_k: int,
+    ) -> _PointValues:
+        """Split a game's player values ``[n]`` and pair matrix ``[n, n]`` by modality."""
+        names = list(labels)
+        offsets = np.cumsum([0, *game.sizes])
+        own = {name: slice(offsets[x], offsets[x + 1]) for x, name in enumerate(names)}
+        blocks = {(a, b): pairs[own[a], own[b]] for x, a in enumerate(names) for b in names[x + 1 :]}
+        cross = [
+            (a, i, labels[a][i], b, j, labels[b][j], float(block[i, j]))
+            for (a, b), block in blocks.items()
+            for i in range(block.shape[0])
+            for j in range(block.shape[1])
+        ]
+        zero = ROUND_OFF * max(1.0, abs(game.full_score - game.empty_score))
+        return cls(
+            first_order={name: values[own[name]] for name in names},
+            pairs=blocks,
+            score=game.full_score,
+            empty_score=game.empty_score,
+            within_modality_sum=sum(float(np.triu(pairs[own[n], own[n]], k=1).sum()) for n in names),
+            redundant_share=redundant_share(np.array([p[6] for p in cross])),
+            top_synergistic=_top_pairs(cross, top_k, 1.0, zero),
+            top_redundant=_top_pairs(cross, top_k, -1.0, zero),
+            budget_used=game.rows_scored,
+            exact=exact,
+        )
+
+
+def _interactions(
+    adapter: Adapter,
+    layouts: dict[str, AtomLayout],
+    points: list[_PointValues],
+    index: str,
+    approximator: str,
+    resolved: ResolvedTarget,
+    parameters: dict[str, Any],
+) -> ShapleyInteractions:
+    """The result: every sample's values padded with NaN to the batch's widest sample."""
+    names = list(layouts)
+    first_order = {}
+    for name, layout in layouts.items():
+        weights = np.full((len(points), layout.max_atoms), np.nan)
+        for sample, point in enumerate(points):
+            weights[sample, : len(point.first_order[name])] = point.first_order[name]
+        spec = modality_spec(adapter, name)
+        first_order[name] = make_attribution(
+            "shapley_interaction", spec, layout, weights, resolved, parameters
+        )
+    pairs = {}
+    for a, b in points[0].pairs if points else []:
+        values = np.full((len(points), layouts[a].max_atoms, layouts[b].max_atoms), np.nan)
+        for sample, point in enumerate(points):
+            block = point.pairs[(a, b)]
+            values[sample, : block.shape[0], : block.shape[1]] = block
+        pairs[f"{a}|{b}"] = InteractionMap(
+            modality_a=a,
+            modality_b=b,
+            method="shapley_interaction",
+            labels_a=layouts[a].labels,
+            labels_b=layouts[b].labels,
+            values=values,
+            target=resolved.spec,
+            target_index=resolved.index.tolist(),
+            parameters=parameters,
+        )
     return ShapleyInteractions(
         modalities=names,
         index=index,
-        approximator=used_approximator,
-        first_order={
-            name: make_attribution(
-                "shapley_interaction", modality_spec(adapter, name), layout, first[name], resolved, parameters
-            )
-            for name, layout in zip(names, layouts, strict=True)
-        },
-        pairs={
-            f"{a}|{b}": InteractionMap(
-                modality_a=a,
-                modality_b=b,
-                method="shapley_interaction",
-                labels_a=layouts[names.index(a)].labels,
-                labels_b=layouts[names.index(b)].labels,
-                values=pair_values[(a, b)],
-                target=resolved.spec,
-                target_index=resolved.index.tolist(),
-                parameters=parameters,
-            )
-            for a, b in pair_keys
-        },
-        score=np.array(scores),
-        empty_score=np.array(empty),
-        within_modality_sum=np.array(within),
-        redundant_share=np.array(shares),
-        top_synergistic=synergy,
-        top_redundant=redundancy,
-        budget_used=used,
-        exact=exact,
+        approximator=approximator,
+        first_order=first_order,
+        pairs=pairs,
+        score=np.array([p.score for p in points]),
+        empty_score=np.array([p.empty_score for p in points]),
+        within_modality_sum=np.array([p.within_modality_sum for p in points]),
+        redundant_share=np.array([p.redundant_share for p in points]),
+        top_synergistic=[p.top_synergistic for p in points],
+        top_redundant=[p.top_redundant for p in points],
+        budget_used=[p.budget_used for p in points],
+        exact=[p.exact for p in points],
         target=resolved.spec,
         target_index=resolved.index.tolist(),
         parameters=parameters,

@@ -10,6 +10,8 @@ A model may also define:
   encoder); explanation methods never enter it.
 * ``second_order()``: a context manager under which a double backward works (e.g. MiniLM encoders switched
   to eager attention); second-order methods enter it (:mod:`multiviz.adapters.second_order`).
+* ``regularisation()``: a scalar tensor the trainer adds to each batch's loss (e.g. the block-norm
+  regulariser of :class:`IpNormFusion`); see :func:`regularisation`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 from multiviz.errors import CheckpointError
 from multiviz.models.cross_modal import CrossModalTransformer
 from multiviz.models.fusion import FusionClassifier, LateFusion, LowRankTensorFusion, TensorFusion
+from multiviz.models.ip_norm import IpNormFusion, IpNormTensorFusion, subset_relevance
 from multiviz.models.mlp import ConcatMLP
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -31,6 +34,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "tensor_fusion": TensorFusion,
     "low_rank_tensor_fusion": LowRankTensorFusion,
     "cross_modal_transformer": CrossModalTransformer,
+    "ip_norm_fusion": IpNormFusion,
+    "ip_norm_tensor_fusion": IpNormTensorFusion,
 }
 
 
@@ -77,6 +82,12 @@ def load_saved_state_dict(model: nn.Module, state: Mapping[str, Tensor]) -> None
         )
 
 
+def regularisation(model: nn.Module) -> Tensor | None:
+    """The model's ``regularisation()`` (a scalar added to the training loss), or None when it has none."""
+    declared = getattr(model, "regularisation", None)
+    return declared() if callable(declared) else None
+
+
 @contextmanager
 def fast_path(model: nn.Module) -> Iterator[None]:
     """The model's ``fast_path()`` context, or nothing."""
@@ -90,6 +101,8 @@ __all__ = [
     "ConcatMLP",
     "CrossModalTransformer",
     "FusionClassifier",
+    "IpNormFusion",
+    "IpNormTensorFusion",
     "LateFusion",
     "LowRankTensorFusion",
     "TensorFusion",
@@ -98,5 +111,7 @@ __all__ = [
     "fast_path",
     "load_saved_state_dict",
     "model_name",
+    "regularisation",
     "saved_state_dict",
+    "subset_relevance",
 ]

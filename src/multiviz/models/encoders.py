@@ -11,6 +11,8 @@ transformer), and gives back its spec with ``config()``.
 * ``vector_mlp``: a ReLU MLP; its sequence is its output as one token.
 * ``series_gru``: a GRU over ``[B, T, F]``; the vector is ``Linear`` + ReLU of the last step's state, the
   sequence is every step's state.
+* ``sequence_cnn``: a 1-D convolution over ``[B, T, F]``, ReLU, max over positions, ``Linear`` + ReLU (the
+  motif detector of the Ip-norm toy task, :mod:`multiviz.data.motifs`).
 """
 
 from __future__ import annotations
@@ -146,12 +148,47 @@ class SeriesGRU(nn.Module):
         }
 
 
+class SequenceCNN(nn.Module):
+    """A 1-D CNN over ``[B, T, F]`` (e.g. one-hot symbols): ``Conv1d(F, channels, kernel_size)``, ReLU,
+    the maximum over positions (a motif detector, wherever the motif sits), then ``Linear`` + ReLU."""
+
+    def __init__(
+        self, in_features: int = 4, channels: int = 16, kernel_size: int = 7, out_dim: int = 8
+    ) -> None:
+        super().__init__()
+        self.in_features, self.channels = int(in_features), int(channels)
+        self.kernel_size, self.out_dim = int(kernel_size), int(out_dim)
+        self.seq_dim = self.channels
+        self.conv = nn.Conv1d(self.in_features, self.channels, self.kernel_size)
+        self.project = nn.Sequential(nn.Linear(self.channels, self.out_dim), nn.ReLU())
+
+    def _maps(self, series: Tensor) -> Tensor:
+        return torch.relu(self.conv(series.transpose(1, 2)))  # [B, channels, T - kernel_size + 1]
+
+    def forward(self, series: Tensor) -> Tensor:
+        return self.project(self._maps(series).amax(dim=2))
+
+    def sequence(self, series: Tensor) -> tuple[Tensor, Tensor]:
+        tokens = self._maps(series).transpose(1, 2)
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "sequence_cnn",
+            "in_features": self.in_features,
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "out_dim": self.out_dim,
+        }
+
+
 ENCODERS: dict[str, type[nn.Module]] = {
     "image_cnn": ImageCNN,
     "minilm": MiniLMText,
     "gru_text": GRUText,
     "vector_mlp": VectorMLP,
     "series_gru": SeriesGRU,
+    "sequence_cnn": SequenceCNN,
 }
 
 

@@ -3,12 +3,14 @@
 Methods never draw; these functions take an :class:`multiviz.Attribution` (plus the raw input where
 the picture needs it) and return a ``matplotlib.figure.Figure`` built without pyplot (no global state,
 Agg rendering: ``figure.savefig(buffer, format="png")``), or an HTML string for text.
-Needs matplotlib (the ``explain`` extra).
+Needs matplotlib (the ``explain`` extra). :func:`relevance_bars` draws the relevance per subset of an
+Ip-norm fusion model (:class:`multiviz.results.Relevance`).
 """
 
 from multiviz.plot.bars import vector_bars
 from multiviz.plot.image import atom_map, image_heatmap
 from multiviz.plot.interactions import disentanglement_bars, interaction_heatmap
+from multiviz.plot.relevance import relevance_bars
 from multiviz.plot.sequence import timeseries_heatmap
 from multiviz.plot.text import text_figure, text_html
 
@@ -17,6 +19,7 @@ __all__ = [
     "disentanglement_bars",
     "image_heatmap",
     "interaction_heatmap",
+    "relevance_bars",
     "text_figure",
     "text_html",
     "timeseries_heatmap",

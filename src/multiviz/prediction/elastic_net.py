@@ -5,12 +5,14 @@ Pure functions of tensors (no state, no printing); :mod:`multiviz.prediction.spa
 The objective, for standardised features ``X`` (``[n, d]``), integer targets ``y`` and parameters
 ``W`` (``[d, C]``) and an unpenalised intercept ``b`` (``[C]``), is
 
-    F(W, b) = 1/n sum_i CE(softmax(X_i W + b), y_i) + lam * (alpha * |W|_1 + (1 - alpha) / 2 * |W|_F^2)
+    F(W, b) = 1/n sum_i CE(softmax(X_i W + b), y_i) + lam * (r * |W|_1 + (1 - r) / 2 * |W|_F^2)
+
+with ``r = l1_ratio``, the L1 share of the penalty
 
 (Wong, Santurkar and Madry, "Leveraging sparse linear layers for debuggable deep networks", ICML 2021;
 MultiViz stage P, Liang et al. ICLR 2023 section 2.4). scikit-learn's ``LogisticRegression(
 penalty="elasticnet", C=C, l1_ratio=r)`` sums the loss instead of averaging it, so it minimises
-``n * C`` times the same objective with ``lam = 1 / (n * C)`` and ``alpha = r``.
+``n * C`` times the same objective with ``lam = 1 / (n * C)`` and ``l1_ratio = r``.
 
 Solver: FISTA (Beck and Teboulle 2009) with backtracking on the step (capped by the global Lipschitz
 bound ``L <= 1/2 * sigma_max([X, 1])^2 / n``, from Böhning's bound ``diag(p) - p p^T <= I / 2`` on the
@@ -27,20 +29,27 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from multiviz.deprecation import renamed_parameters
 
-def elastic_net_prox(weight: Tensor, step: float, lam: float, alpha: float) -> Tensor:
-    """The proximal operator of ``step * lam * (alpha |w|_1 + (1 - alpha)/2 |w|^2)``, element-wise.
+#: the old name of ``l1_ratio`` in this module, accepted for one release
+_OLD_NAMES = {"alpha": "l1_ratio"}
 
-    ``argmin_w 1/(2 step) |w - v|^2 + lam alpha |w|_1 + lam (1 - alpha)/2 |w|^2`` is the soft-threshold
-    of ``v`` at ``step lam alpha``, shrunk by ``1 / (1 + step lam (1 - alpha))``.
+
+@renamed_parameters(**_OLD_NAMES)
+def elastic_net_prox(weight: Tensor, step: float, lam: float, l1_ratio: float) -> Tensor:
+    """The proximal operator of ``step * lam * (l1_ratio |w|_1 + (1 - l1_ratio)/2 |w|^2)``, element-wise.
+
+    ``argmin_w 1/(2 step) |w - v|^2 + lam r |w|_1 + lam (1 - r)/2 |w|^2`` (``r = l1_ratio``) is the
+    soft-threshold of ``v`` at ``step lam r``, shrunk by ``1 / (1 + step lam (1 - r))``.
     """
-    shrunk = torch.sign(weight) * torch.clamp(weight.abs() - step * lam * alpha, min=0.0)
-    return shrunk / (1.0 + step * lam * (1.0 - alpha))
+    shrunk = torch.sign(weight) * torch.clamp(weight.abs() - step * lam * l1_ratio, min=0.0)
+    return shrunk / (1.0 + step * lam * (1.0 - l1_ratio))
 
 
-def elastic_net_penalty(weight: Tensor, lam: float, alpha: float) -> Tensor:
-    """``lam * (alpha |W|_1 + (1 - alpha)/2 |W|_F^2)`` (the intercept is not penalised)."""
-    return lam * (alpha * weight.abs().sum() + 0.5 * (1.0 - alpha) * (weight * weight).sum())
+@renamed_parameters(**_OLD_NAMES)
+def elastic_net_penalty(weight: Tensor, lam: float, l1_ratio: float) -> Tensor:
+    """``lam * (l1_ratio |W|_1 + (1 - l1_ratio)/2 |W|_F^2)`` (the intercept is not penalised)."""
+    return lam * (l1_ratio * weight.abs().sum() + 0.5 * (1.0 - l1_ratio) * (weight * weight).sum())
 
 
 def mean_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
@@ -48,12 +57,13 @@ def mean_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     return torch.nn.functional.cross_entropy(logits, targets, reduction="mean")
 
 
+@renamed_parameters(**_OLD_NAMES)
 def elastic_net_objective(
-    features: Tensor, targets: Tensor, weight: Tensor, intercept: Tensor, lam: float, alpha: float
+    features: Tensor, targets: Tensor, weight: Tensor, intercept: Tensor, lam: float, l1_ratio: float
 ) -> float:
     """``F(W, b)`` of the module docstring, as a Python float."""
     logits = features @ weight + intercept
-    return float(mean_cross_entropy(logits, targets) + elastic_net_penalty(weight, lam, alpha))
+    return float(mean_cross_entropy(logits, targets) + elastic_net_penalty(weight, lam, l1_ratio))
 
 
 def class_sums(features: Tensor, targets: Tensor, n_classes: int) -> Tensor:
@@ -81,13 +91,36 @@ def null_gradient(features: Tensor, targets: Tensor, n_classes: int) -> Tensor:
     return (column_sums[:, None] * frequencies[None, :] - class_sums(features, targets, n_classes)) / n
 
 
-def lambda_max(null_grad: Tensor, alpha: float) -> float:
-    """The smallest ``lam`` at which ``W = 0`` is optimal: ``max |grad| / alpha`` (closed form).
+@renamed_parameters(**_OLD_NAMES)
+def lambda_max(null_grad: Tensor, l1_ratio: float) -> float:
+    """The smallest ``lam`` at which ``W = 0`` is optimal: ``max |grad| / l1_ratio`` (closed form).
 
     ``W = 0`` (intercept fitted) is a minimiser iff ``0`` lies in the subdifferential, i.e.
-    ``|dL/dW_jc| <= lam alpha`` for every entry; the ridge term has zero gradient at zero.
+    ``|dL/dW_jc| <= lam l1_ratio`` for every entry; the ridge term has zero gradient at zero.
     """
-    return float(null_grad.abs().max()) / alpha
+    return float(null_grad.abs().max()) / l1_ratio
+
+
+def strong_rule_active(
+    gradient: Tensor, weight: Tensor, lam: float, previous_lam: float, l1_ratio: float
+) -> Tensor:
+    """The features kept for ``lam`` by the sequential strong rule (Tibshirani et al. 2012), ``[d]`` bool.
+
+    A feature is screened out when every entry of its gradient at the previous solution is below
+    ``r (2 lam - lam_previous)`` (``r = l1_ratio``) and it has no non-zero weight; the rule can be
+    wrong, so the solution is checked against :func:`kkt_violations` afterwards.
+    """
+    threshold = l1_ratio * (2.0 * lam - previous_lam)
+    return (gradient.abs().amax(dim=1) >= threshold) | (weight != 0).any(dim=1)
+
+
+def kkt_violations(gradient: Tensor, active: Tensor, lam: float, l1_ratio: float) -> Tensor:
+    """Screened-out features whose gradient breaks the optimality of ``W_j = 0``, ``[d]`` bool.
+
+    ``W_j = 0`` is optimal iff ``|dL/dW_jc| <= lam r`` for every class (``r = l1_ratio``); a relative
+    slack of 1e-3 keeps rounding from re-admitting features.
+    """
+    return ~active & (gradient.abs().amax(dim=1) > l1_ratio * lam * (1.0 + 1e-3))
 
 
 def lambda_path(lam_max: float, eps: float, n_lambdas: int) -> list[float]:
@@ -142,7 +175,7 @@ def fista_solve(
     state: SolveState,
     *,
     lam: float,
-    alpha: float,
+    l1_ratio: float,
     lipschitz_cap: float,
     tol: float,
     max_iterations: int,
@@ -152,7 +185,7 @@ def fista_solve(
 
     Stops when every entry of the gradient mapping ``L (y - x+)`` (the KKT residual: the distance of
     zero from the subdifferential of ``F``, for a smooth step) is at most ``tol * residual_scale``
-    (default ``alpha * lam``: a share ``tol`` of the L1 threshold). Returns the new state and how
+    (default ``l1_ratio * lam``: a share ``tol`` of the L1 threshold). Returns the new state and how
     many iterations (full passes
     over the rows), backtracking steps and momentum restarts it took.
     """
@@ -176,7 +209,7 @@ def fista_solve(
         grad_intercept = residual.sum(dim=0)
         while True:
             step = 1.0 / lipschitz
-            new_weight = elastic_net_prox(y_weight - step * grad_weight, step, lam, alpha)
+            new_weight = elastic_net_prox(y_weight - step * grad_weight, step, lam, l1_ratio)
             new_intercept = y_intercept - step * grad_intercept
             new_logits = features @ new_weight + new_intercept
             new_loss = float(mean_cross_entropy(new_logits, targets))
@@ -192,7 +225,9 @@ def fista_solve(
             backtracks += 1
         # The composite gradient mapping L (y - x+) is a subgradient residual of F at x+ (up to
         # L-smoothness): zero exactly at a minimiser. Stop when it is a small share of the penalty level.
-        kkt_residual = lipschitz * max(float(delta_w.abs().max()), float(delta_b.abs().max()))
+        # (With no active feature, e.g. when the strong rule screens out all at lambda_max, only b moves.)
+        largest_w = float(delta_w.abs().max()) if delta_w.numel() else 0.0
+        kkt_residual = lipschitz * max(largest_w, float(delta_b.abs().max()))
         # Restart the momentum when the step points against the last move (O'Donoghue and Candès 2015).
         if float(((y_weight - new_weight) * (new_weight - weight)).sum()) > 0.0:
             next_t = 1.0
@@ -202,7 +237,7 @@ def fista_solve(
             previous_weight, previous_intercept, previous_logits = weight, intercept, logits
         weight, intercept, logits = new_weight, new_intercept, new_logits
         momentum_t = next_t
-        if kkt_residual <= tol * (alpha * lam if residual_scale is None else residual_scale):
+        if kkt_residual <= tol * (l1_ratio * lam if residual_scale is None else residual_scale):
             converged = True
             break
     # Let the next lambda try a step twice as long; backtracking shortens it again if needed.
@@ -210,13 +245,14 @@ def fista_solve(
     return new_state, SolveReport(iteration, backtracks, restarts, converged)
 
 
+@renamed_parameters(**_OLD_NAMES)
 def solve_elastic_net(
     features: Tensor,
     targets: Tensor,
     n_classes: int,
     *,
     lam: float,
-    alpha: float,
+    l1_ratio: float,
     tol: float = 1e-8,
     max_iterations: int = 100_000,
 ) -> tuple[Tensor, Tensor, SolveReport]:
@@ -235,7 +271,7 @@ def solve_elastic_net(
         targets,
         state,
         lam=lam,
-        alpha=alpha,
+        l1_ratio=l1_ratio,
         lipschitz_cap=cap,
         tol=tol,
         max_iterations=max_iterations,

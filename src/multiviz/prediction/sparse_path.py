@@ -12,32 +12,58 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from multiviz.deprecation import renamed_parameters
 from multiviz.errors import InputError
+from multiviz.params import Boolean, Constraint, Integer, Optional, Options, Real, validate_params
 from multiviz.prediction.elastic_net import (
     SolveState,
     elastic_net_penalty,
     fista_solve,
     full_gradient,
+    kkt_violations,
     lambda_max,
     lambda_path,
     lipschitz_bound,
     mean_cross_entropy,
     null_gradient,
     null_solution,
+    strong_rule_active,
 )
-from multiviz.prediction.result import LambdaStep, SparsePath
 from multiviz.progress import progress_bar
+from multiviz.results.prediction import LambdaStep, SparsePath
 
 TARGETS = ("predictions", "labels")
 CONSTANT_FEATURES = ("drop", "error")
+DTYPES = (torch.float32, torch.float64)
+
+#: what every hyperparameter of :func:`fit_sparse_path` may be (checked before any work is done)
+SPARSE_PATH_PARAMS: dict[str, Constraint] = {
+    "target": Options(TARGETS),
+    "n_classes": Optional(Integer(2)),
+    "l1_ratio": Real(0.0, 1.0, closed="right"),
+    "eps": Real(0.0, 1.0, closed="neither"),
+    "n_lambdas": Integer(1),
+    "validation_fraction": Real(0.0, 1.0, closed="neither"),
+    "seed": Integer(),
+    "tol": Real(0.0, 1.0, closed="right"),
+    "max_iterations": Integer(1),
+    "constant_features": Options(CONSTANT_FEATURES),
+    "dtype": Options(DTYPES),
+    "show_progress": Boolean(),
+}
+
+#: active-set rounds per lambda: strong-rule screening is rarely wrong twice
+MAX_KKT_ROUNDS = 10
 
 
+@renamed_parameters(alpha="l1_ratio")
 def fit_sparse_path(
     features: Tensor | np.ndarray,
     predictions: Tensor | np.ndarray,
@@ -45,7 +71,7 @@ def fit_sparse_path(
     labels: Tensor | np.ndarray | None = None,
     target: str = "predictions",
     n_classes: int | None = None,
-    alpha: float = 0.99,
+    l1_ratio: float = 0.99,
     eps: float = 1e-3,
     n_lambdas: int = 100,
     validation_fraction: float = 0.1,
@@ -66,11 +92,12 @@ def fit_sparse_path(
         target: fit ``"predictions"`` (default: explain the model) or ``"labels"``.
         n_classes: the class count; every class must then occur in the training targets (otherwise its
             intercept would be minus infinity). ``None``: use the classes that occur, and say which.
-        alpha: the L1 share of the penalty, in ``(0, 1]`` (Wong et al. use 0.99).
+        l1_ratio: the L1 share of the penalty, in ``(0, 1]`` (Wong et al. use 0.99; scikit-learn's
+            ``l1_ratio``; formerly ``alpha``).
         eps: the path ends at ``eps * lambda_max``; ``n_lambdas`` points, log-spaced.
         validation_fraction: share of rows held out (drawn with ``seed``) to choose lambda.
         tol: stop a lambda when its KKT residual (the gradient mapping) is at most
-            ``tol * alpha * lambda_max`` in every entry, i.e. a share ``tol`` of the largest gradient
+            ``tol * l1_ratio * lambda_max`` in every entry, i.e. a share ``tol`` of the largest gradient
             at the all-zero solution (glmnet measures convergence against the null model likewise).
             The default 1e-2 is loose at the dense end of the path (where lambda falls below it) and
             tight where the selected model usually lies; pass 1e-4 or less for exact solutions.
@@ -78,161 +105,261 @@ def fit_sparse_path(
         constant_features: ``"drop"`` (with a warning; listed in ``dropped_features``) or ``"error"``.
         device: where to solve (``"cuda"`` for the GPU); default the features' device.
         dtype: the solver's float type (float32 is fast; float64 for tight comparisons).
+        show_progress: draw a transient progress bar over the lambdas.
     """
-    x_all, y_all, label_all = _validate(features, predictions, labels, target, device)
-    _check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True)
-    _check_number(eps, "eps", low=0.0, high=1.0, low_open=True, high_open=True)
-    _check_number(
-        validation_fraction, "validation_fraction", low=0.0, high=1.0, low_open=True, high_open=True
-    )
-    _check_number(tol, "tol", low=0.0, high=1.0, low_open=True)
-    for name, value in (("n_lambdas", n_lambdas), ("max_iterations", max_iterations)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"expected an integer >= 1, got {value!r}", argument=name)
-    if constant_features not in CONSTANT_FEATURES:
-        raise InputError(
-            f"expected one of {CONSTANT_FEATURES}, got {constant_features!r}", argument="constant_features"
-        )
-
-    train_rows, val_rows = split_rows(x_all.shape[0], validation_fraction, seed)
-    train_rows, val_rows = train_rows.to(x_all.device), val_rows.to(x_all.device)
-    n_val = int(val_rows.numel())
-    fit_targets = y_all if target == "predictions" else label_all
-    assert fit_targets is not None
-    classes = _classes(fit_targets[train_rows], n_classes, target)
-    class_index = torch.full((int(max(int(fit_targets.max()), classes[-1])) + 1,), -1, dtype=torch.int64)
-    class_index[torch.tensor(classes)] = torch.arange(len(classes))
-    class_index = class_index.to(x_all.device)
-
-    mean, std, kept, dropped = _standardisation(x_all[train_rows], constant_features)
-    x_train = ((x_all[train_rows][:, kept] - mean[kept]) / std[kept]).to(dtype)
-    x_val = ((x_all[val_rows][:, kept] - mean[kept]) / std[kept]).to(dtype)
-    y_train = class_index[fit_targets[train_rows]]
-    classes_tensor = torch.tensor(classes, device=x_all.device)
-
-    def scores(logits: Tensor, rows: Tensor) -> tuple[float, float | None]:
-        predicted = classes_tensor[logits.argmax(dim=1)]
-        fidelity = float((predicted == y_all[rows]).double().mean())
-        accuracy = None if label_all is None else float((predicted == label_all[rows]).double().mean())
-        return fidelity, accuracy
-
-    n_classes_fit = len(classes)
-    d = x_train.shape[1]
-    weight = torch.zeros(d, n_classes_fit, dtype=dtype, device=x_train.device)
-    intercept = null_solution(y_train, n_classes_fit, dtype)
-    gradient = null_gradient(x_train, y_train, n_classes_fit)
-    lam_max = lambda_max(gradient, alpha)
-    lambdas = lambda_path(lam_max, eps, n_lambdas)
-    cap = lipschitz_bound(x_train, seed=seed)
-    lipschitz = cap
-    previous_lam = lambdas[0]
-    steps: list[LambdaStep] = []
-    best: tuple[float, int, Tensor, Tensor] | None = None
-
-    with progress_bar(show=show_progress) as progress:
-        task = progress.add_task("elastic-net path", total=len(lambdas))
-        for k, lam in enumerate(lambdas):
-            started = time.perf_counter()
-            threshold = alpha * (2.0 * lam - previous_lam)
-            active = (gradient.abs().amax(dim=1) >= threshold) | (weight != 0).any(dim=1)
-            iterations = backtracks = rounds = 0
-            converged = True
-            while True:
-                rounds += 1
-                columns = active.nonzero().squeeze(1)
-                every = columns.numel() == d
-                x_active = x_train if every else x_train[:, columns]
-                state = SolveState(weight[columns], intercept, lipschitz)
-                state, report = fista_solve(
-                    x_active,
-                    y_train,
-                    state,
-                    lam=lam,
-                    alpha=alpha,
-                    lipschitz_cap=cap,
-                    tol=tol,
-                    max_iterations=max_iterations,
-                    residual_scale=alpha * lam_max,
-                )
-                iterations += report.iterations
-                backtracks += report.backtracks
-                converged = converged and report.converged
-                lipschitz = state.lipschitz
-                weight = torch.zeros_like(weight)
-                weight[columns] = state.weight
-                intercept = state.intercept
-                train_logits = state.logits
-                assert train_logits is not None
-                if every:
-                    break
-                # KKT check on the screened-out features: their gradient must not exceed lam * alpha.
-                gradient = full_gradient(x_train, y_train, train_logits)
-                violators = ~active & (gradient.abs().amax(dim=1) > alpha * lam * (1.0 + 1e-3))
-                if not bool(violators.any()) or rounds >= 10:
-                    break
-                active |= violators
-            train_fidelity, train_accuracy = scores(train_logits, train_rows)
-            val_fidelity, val_accuracy = scores(x_val @ weight + intercept, val_rows)
-            nonzero = weight != 0
-            objective = float(
-                mean_cross_entropy(train_logits, y_train) + elastic_net_penalty(weight, lam, alpha)
-            )
-            steps.append(
-                LambdaStep(
-                    lam=lam,
-                    objective=objective,
-                    nonzero_weights=int(nonzero.sum()),
-                    nonzero_features=int(nonzero.any(dim=1).sum()),
-                    train_fidelity=train_fidelity,
-                    val_fidelity=val_fidelity,
-                    train_accuracy=train_accuracy,
-                    val_accuracy=val_accuracy,
-                    iterations=iterations,
-                    backtracks=backtracks,
-                    active_features=int(active.sum()),
-                    kkt_rounds=rounds,
-                    converged=converged,
-                    seconds=time.perf_counter() - started,
-                )
-            )
-            if best is None or val_fidelity > best[0]:
-                best = (val_fidelity, k, weight.clone(), intercept.clone())
-            previous_lam = lam
-            progress.update(
-                task,
-                advance=1,
-                description=f"lambda {k + 1}: {steps[-1].nonzero_features} features, "
-                f"val fidelity {val_fidelity:.3f}",
-            )
-    assert best is not None
-    parameters: dict[str, Any] = {
+    given = {
+        "target": target,
+        "n_classes": n_classes,
+        "l1_ratio": l1_ratio,
+        "eps": eps,
         "n_lambdas": n_lambdas,
         "validation_fraction": validation_fraction,
         "seed": seed,
         "tol": tol,
         "max_iterations": max_iterations,
         "constant_features": constant_features,
-        "device": str(x_train.device),
-        "dtype": str(dtype).removeprefix("torch."),
-        "n_train": int(train_rows.numel()),
-        "n_val": n_val,
+        "dtype": dtype,
+        "show_progress": show_progress,
     }
+    settings = validate_params(SPARSE_PATH_PARAMS, given, method="fit_sparse_path")
+    x_all, y_all, label_all = _validate(features, predictions, labels, settings["target"], device)
+    problem = _prepare(x_all, y_all, label_all, settings)
+    return _fit_path(problem, settings)
+
+
+# -- the path ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """The standardised training and validation rows, in the solver's dtype, and how to score a fit."""
+
+    x_train: Tensor  # [n_train, d] standardised, kept features only
+    y_train: Tensor  # [n_train] class columns (0 .. C - 1) of the fitted targets
+    x_val: Tensor  # [n_val, d]
+    train_rows: Tensor
+    val_rows: Tensor
+    predictions: Tensor  # [N] the explained model's classes (fidelity)
+    labels: Tensor | None  # [N] the true classes (accuracy)
+    classes: list[int]
+    mean: Tensor  # [D] of the training rows (float64)
+    std: Tensor
+    kept: Tensor  # the columns of D used
+    dropped: list[int]
+
+    def scores(self, logits: Tensor, rows: Tensor) -> tuple[float, float | None]:
+        """``(fidelity, accuracy)`` of the linear model's arg-max on ``rows`` (accuracy None: no labels)."""
+        predicted = torch.tensor(self.classes, device=logits.device)[logits.argmax(dim=1)]
+        fidelity = float((predicted == self.predictions[rows]).double().mean())
+        accuracy = None if self.labels is None else float((predicted == self.labels[rows]).double().mean())
+        return fidelity, accuracy
+
+
+@dataclass(frozen=True)
+class _Iterate:
+    """The path's running solution: every feature's weights (``[d, C]``), the intercept, the gradient the
+    strong rule screens with, and the step estimate carried to the next lambda."""
+
+    weight: Tensor
+    intercept: Tensor
+    gradient: Tensor
+    lipschitz: float
+
+
+@dataclass(frozen=True)
+class _Rounds:
+    """What the active-set rounds of one lambda cost."""
+
+    iterations: int
+    backtracks: int
+    rounds: int
+    converged: bool
+    active_features: int
+
+
+def _prepare(x_all: Tensor, y_all: Tensor, label_all: Tensor | None, settings: dict[str, Any]) -> _Problem:
+    """Split the rows, map the fitted classes to columns and standardise on the training rows."""
+    train_rows, val_rows = split_rows(x_all.shape[0], settings["validation_fraction"], settings["seed"])
+    train_rows, val_rows = train_rows.to(x_all.device), val_rows.to(x_all.device)
+    fit_targets = y_all if settings["target"] == "predictions" else label_all
+    assert fit_targets is not None
+    classes = _classes(fit_targets[train_rows], settings["n_classes"], settings["target"])
+    class_index = torch.full((int(max(int(fit_targets.max()), classes[-1])) + 1,), -1, dtype=torch.int64)
+    class_index[torch.tensor(classes)] = torch.arange(len(classes))
+    class_index = class_index.to(x_all.device)
+    mean, std, kept, dropped = _standardisation(x_all[train_rows], settings["constant_features"])
+    dtype = settings["dtype"]
+    return _Problem(
+        x_train=((x_all[train_rows][:, kept] - mean[kept]) / std[kept]).to(dtype),
+        y_train=class_index[fit_targets[train_rows]],
+        x_val=((x_all[val_rows][:, kept] - mean[kept]) / std[kept]).to(dtype),
+        train_rows=train_rows,
+        val_rows=val_rows,
+        predictions=y_all,
+        labels=label_all,
+        classes=classes,
+        mean=mean,
+        std=std,
+        kept=kept,
+        dropped=dropped,
+    )
+
+
+def _fit_path(problem: _Problem, settings: dict[str, Any]) -> SparsePath:
+    """Walk the lambdas from ``lambda_max`` down with warm starts; keep the best validation fidelity."""
+    x_train, y_train = problem.x_train, problem.y_train
+    n_classes, l1_ratio = len(problem.classes), settings["l1_ratio"]
+    gradient = null_gradient(x_train, y_train, n_classes)
+    lam_max = lambda_max(gradient, l1_ratio)
+    lambdas = lambda_path(lam_max, settings["eps"], settings["n_lambdas"])
+    cap = lipschitz_bound(x_train, seed=settings["seed"])
+    weight = torch.zeros(x_train.shape[1], n_classes, dtype=x_train.dtype, device=x_train.device)
+    iterate = _Iterate(weight, null_solution(y_train, n_classes, x_train.dtype), gradient, cap)
+    previous_lam = lambdas[0]
+    steps: list[LambdaStep] = []
+    best: tuple[float, int, Tensor, Tensor] | None = None
+    with progress_bar(show=settings["show_progress"]) as progress:
+        task = progress.add_task("elastic-net path", total=len(lambdas))
+        for index, lam in enumerate(lambdas):
+            started = time.perf_counter()
+            iterate, train_logits, rounds = _fit_lambda(
+                problem, iterate, lam, previous_lam, lipschitz_cap=cap, lam_max=lam_max, settings=settings
+            )
+            steps.append(_lambda_step(problem, lam, iterate, train_logits, rounds, l1_ratio, started))
+            if best is None or steps[-1].val_fidelity > best[0]:
+                best = (steps[-1].val_fidelity, index, iterate.weight.clone(), iterate.intercept.clone())
+            previous_lam = lam
+            progress.update(
+                task,
+                advance=1,
+                description=f"lambda {index + 1}: {steps[-1].nonzero_features} features, "
+                f"val fidelity {steps[-1].val_fidelity:.3f}",
+            )
+    assert best is not None
+    return _path_result(problem, settings, lam_max, lambdas, steps, best)
+
+
+def _fit_lambda(
+    problem: _Problem,
+    iterate: _Iterate,
+    lam: float,
+    previous_lam: float,
+    *,
+    lipschitz_cap: float,
+    lam_max: float,
+    settings: dict[str, Any],
+) -> tuple[_Iterate, Tensor, _Rounds]:
+    """One lambda: FISTA on the strong-rule set, grown by the KKT violators until there are none (at most
+    :data:`MAX_KKT_ROUNDS` rounds). Returns the new iterate, its training logits and what it cost."""
+    x_train, y_train, l1_ratio = problem.x_train, problem.y_train, settings["l1_ratio"]
+    active = strong_rule_active(iterate.gradient, iterate.weight, lam, previous_lam, l1_ratio)
+    weight, intercept, gradient, lipschitz = (
+        iterate.weight,
+        iterate.intercept,
+        iterate.gradient,
+        iterate.lipschitz,
+    )
+    iterations = backtracks = rounds = 0
+    converged = True
+    while True:
+        rounds += 1
+        columns = active.nonzero().squeeze(1)
+        every = columns.numel() == x_train.shape[1]
+        state, report = fista_solve(
+            x_train if every else x_train[:, columns],
+            y_train,
+            SolveState(weight[columns], intercept, lipschitz),
+            lam=lam,
+            l1_ratio=l1_ratio,
+            lipschitz_cap=lipschitz_cap,
+            tol=settings["tol"],
+            max_iterations=settings["max_iterations"],
+            residual_scale=l1_ratio * lam_max,
+        )
+        iterations, backtracks = iterations + report.iterations, backtracks + report.backtracks
+        converged = converged and report.converged
+        lipschitz, intercept, train_logits = state.lipschitz, state.intercept, state.logits
+        weight = torch.zeros_like(weight)
+        weight[columns] = state.weight
+        assert train_logits is not None
+        if every:
+            break
+        # The strong rule can be wrong: re-admit the screened-out features that violate the KKT conditions.
+        gradient = full_gradient(x_train, y_train, train_logits)
+        violators = kkt_violations(gradient, active, lam, l1_ratio)
+        if not bool(violators.any()) or rounds >= MAX_KKT_ROUNDS:
+            break
+        active |= violators
+    cost = _Rounds(iterations, backtracks, rounds, converged, int(active.sum()))
+    return _Iterate(weight, intercept, gradient, lipschitz), train_logits, cost
+
+
+def _lambda_step(
+    problem: _Problem,
+    lam: float,
+    iterate: _Iterate,
+    train_logits: Tensor,
+    cost: _Rounds,
+    l1_ratio: float,
+    started: float,
+) -> LambdaStep:
+    """The statistics of one point of the path (fidelities, accuracies, objective, sparsity, cost)."""
+    train_fidelity, train_accuracy = problem.scores(train_logits, problem.train_rows)
+    val_logits = problem.x_val @ iterate.weight + iterate.intercept
+    val_fidelity, val_accuracy = problem.scores(val_logits, problem.val_rows)
+    nonzero = iterate.weight != 0
+    penalty = elastic_net_penalty(iterate.weight, lam, l1_ratio)
+    return LambdaStep(
+        lam=lam,
+        objective=float(mean_cross_entropy(train_logits, problem.y_train) + penalty),
+        nonzero_weights=int(nonzero.sum()),
+        nonzero_features=int(nonzero.any(dim=1).sum()),
+        train_fidelity=train_fidelity,
+        val_fidelity=val_fidelity,
+        train_accuracy=train_accuracy,
+        val_accuracy=val_accuracy,
+        iterations=cost.iterations,
+        backtracks=cost.backtracks,
+        active_features=cost.active_features,
+        kkt_rounds=cost.rounds,
+        converged=cost.converged,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _path_result(
+    problem: _Problem,
+    settings: dict[str, Any],
+    lam_max: float,
+    lambdas: list[float],
+    steps: list[LambdaStep],
+    best: tuple[float, int, Tensor, Tensor],
+) -> SparsePath:
+    """The :class:`SparsePath`: the selected model on the CPU in float64, with the resolved parameters."""
+    _, selected, weight, intercept = best
+    weight_index, weight_values = SparsePath.sparse_weight(weight.to("cpu", torch.float64).numpy())
+    parameters: dict[str, Any] = {
+        name: settings[name] for name in SPARSE_PATH_PARAMS if name not in ("target", "show_progress")
+    }
+    parameters["dtype"] = str(settings["dtype"]).removeprefix("torch.")
+    parameters["device"] = str(problem.x_train.device)
+    kept = problem.kept
     return SparsePath(
-        alpha=alpha,
-        eps=eps,
         lambda_max=lam_max,
         lambdas=lambdas,
         steps=steps,
-        selected=best[1],
-        weight=best[2].to("cpu", torch.float64).numpy(),
-        intercept=best[3].to("cpu", torch.float64).numpy(),
+        selected=selected,
+        weight_index=weight_index,
+        weight_values=weight_values,
+        intercept=intercept.to("cpu", torch.float64).numpy(),
         feature_indices=kept.tolist(),
-        dropped_features=dropped,
-        feature_mean=mean[kept].to("cpu", torch.float64).numpy(),
-        feature_std=std[kept].to("cpu", torch.float64).numpy(),
-        classes=classes,
-        target=target,
+        dropped_features=problem.dropped,
+        feature_mean=problem.mean[kept].to("cpu", torch.float64).numpy(),
+        feature_std=problem.std[kept].to("cpu", torch.float64).numpy(),
+        classes=problem.classes,
+        target=settings["target"],
         parameters=parameters,
+        extras={"n_train": int(problem.train_rows.numel()), "n_val": int(problem.val_rows.numel())},
     )
 
 
@@ -250,7 +377,7 @@ def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[Tensor, T
 
 
 class SparseLinearModel:
-    """scikit-learn-like wrapper: ``SparseLinearModel(alpha=...).fit(features, predictions).path_``."""
+    """scikit-learn-like wrapper: ``SparseLinearModel(l1_ratio=...).fit(features, predictions).path_``."""
 
     def __init__(self, **hyperparameters: Any) -> None:
         self.hyperparameters = hyperparameters
@@ -282,8 +409,6 @@ def _validate(
     target: str,
     device: str | torch.device | None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    if target not in TARGETS:
-        raise InputError(f"expected one of {TARGETS}, got {target!r}", argument="target")
     x = torch.as_tensor(features)
     if device is not None:
         x = x.to(device)
@@ -362,20 +487,8 @@ def _standardisation(x: Tensor, constant_features: str) -> tuple[Tensor, Tensor,
         )
         if constant_features == "error":
             raise InputError(message + "; drop them or pass constant_features='drop'", argument="features")
-        warnings.warn(message + "; they are dropped", stacklevel=3)
+        warnings.warn(message + "; they are dropped", stacklevel=5)  # the caller of fit_sparse_path
     kept = (~constant).nonzero().squeeze(1)
     if kept.numel() == 0:
         raise InputError("every feature is constant; nothing to fit", argument="features")
     return mean.to(x.device), std.to(x.device), kept, dropped
-
-
-def _check_number(
-    value: float, name: str, *, low: float, high: float, low_open: bool = False, high_open: bool = False
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"expected a number, got {value!r}", argument=name)
-    below = value <= low if low_open else value < low
-    above = value >= high if high_open else value > high
-    if below or above or value != value:
-        left, right = "(" if low_open else "[", ")" if high_open else "]"
-        raise InputError(f"expected a value in {left}{low}, {high}{right}, got {value!r}", argument=name)

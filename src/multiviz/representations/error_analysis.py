@@ -9,17 +9,30 @@ features. Beside it, the two baselines of the paper: random selection and uncert
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from multiviz.deprecation import renamed_parameters
 from multiviz.errors import InputError
+from multiviz.params import Constraint, Indices, Integer, Options, Real, validate_params
 from multiviz.prediction.elastic_net import solve_elastic_net
-from multiviz.results import Result
+from multiviz.results.representation import ErrorAnalysis
 
 UNCERTAINTY = ("least_confidence", "entropy")
+
+#: what every hyperparameter of :func:`error_analysis` may be (its parts check theirs against the same)
+ERROR_ANALYSIS_PARAMS: dict[str, Constraint] = {
+    "top_k": Integer(1),
+    "budget": Integer(1),
+    "seed": Integer(0),
+    "lam": Real(0.0),
+    "l1_ratio": Real(0.0, 1.0, closed="right"),
+    "measure": Options(UNCERTAINTY),
+}
+_SPEC: dict[str, Constraint] = {**ERROR_ANALYSIS_PARAMS, "features": Indices()}
 
 
 @dataclass(eq=False)
@@ -40,63 +53,21 @@ class ErrorModel:
         return [int(j) for j in np.lexsort((np.arange(len(self.weights)), -self.weights))]
 
 
-@dataclass(eq=False)
-class ErrorAnalysis(Result):
-    """Features ranked by their link to the model's errors and the points each strategy selects.
-
-    ``selections[strategy]`` are rows of the pool (``"targeted"``, ``"random"``, ``"uncertainty"``);
-    ``chosen_features`` the features the targeted strategy used.
-    """
-
-    result_type: ClassVar[str] = "error_analysis"
-    feature_weights: np.ndarray
-    intercept: float
-    ranking: list[int]
-    error_rate: float
-    n_labelled: int
-    chosen_features: list[int]
-    selections: dict[str, list[int]]
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.feature_weights = np.asarray(self.feature_weights, dtype=np.float64)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.result_type,
-            "feature_weights": self.feature_weights.tolist(),
-            "intercept": self.intercept,
-            "ranking": self.ranking,
-            "error_rate": self.error_rate,
-            "n_labelled": self.n_labelled,
-            "chosen_features": self.chosen_features,
-            "selections": self.selections,
-            "parameters": self.parameters,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ErrorAnalysis:
-        return cls(
-            feature_weights=np.asarray(data["feature_weights"], dtype=np.float64),
-            intercept=float(data["intercept"]),
-            ranking=[int(x) for x in data["ranking"]],
-            error_rate=float(data["error_rate"]),
-            n_labelled=int(data["n_labelled"]),
-            chosen_features=[int(x) for x in data["chosen_features"]],
-            selections={k: [int(x) for x in v] for k, v in data["selections"].items()},
-            parameters=dict(data.get("parameters", {})),
-        )
-
-
+@renamed_parameters(alpha="l1_ratio")
 def fit_error_model(
     features: np.ndarray,
     predictions: np.ndarray,
     labels: np.ndarray,
     *,
     lam: float = 1e-3,
-    alpha: float = 0.5,
+    l1_ratio: float = 0.5,
 ) -> ErrorModel:
-    """Logistic elastic net (our FISTA solver, two classes) from standardised ``|z|`` to "wrong"."""
+    """Logistic elastic net (our FISTA solver, two classes) from standardised ``|z|`` to "wrong".
+
+    ``lam`` is the penalty level and ``l1_ratio`` its L1 share (formerly ``alpha``), as in
+    :func:`multiviz.prediction.fit_sparse_path`.
+    """
+    checked = _checked("fit_error_model", lam=lam, l1_ratio=l1_ratio)
     array = _matrix(features, "features")
     predicted = _vector(predictions, array.shape[0], "predictions")
     truth = _vector(labels, array.shape[0], "labels")
@@ -116,8 +87,8 @@ def fit_error_model(
         torch.tensor(standardised),
         torch.tensor(wrong),
         2,
-        lam=lam,
-        alpha=alpha,
+        lam=checked["lam"],
+        l1_ratio=checked["l1_ratio"],
         tol=1e-7,
         max_iterations=20_000,
     )
@@ -131,8 +102,9 @@ def select_targeted(
     model: ErrorModel, pool_features: np.ndarray, features: list[int], budget: int
 ) -> list[int]:
     """Pool rows with the highest summed standardised ``|z_j|`` over the chosen ``features``."""
+    checked = _checked("select_targeted", budget=budget, features=features)
     array = _matrix(pool_features, "pool_features")
-    _check_budget(budget, array.shape[0])
+    budget, features = _check_budget(checked["budget"], array.shape[0]), checked["features"]
     for j in features:
         if not 0 <= j < array.shape[1]:
             raise InputError(
@@ -144,26 +116,28 @@ def select_targeted(
 
 def select_random(n_pool: int, budget: int, *, seed: int = 0) -> list[int]:
     """``budget`` distinct pool rows drawn uniformly with ``seed``."""
-    _check_budget(budget, n_pool)
-    return [int(i) for i in np.random.default_rng(seed).choice(n_pool, size=budget, replace=False)]
+    checked = _checked("select_random", budget=budget, seed=seed)
+    budget = _check_budget(checked["budget"], n_pool)
+    rng = np.random.default_rng(checked["seed"])
+    return [int(i) for i in rng.choice(n_pool, size=budget, replace=False)]
 
 
 def select_uncertain(pool_logits: np.ndarray, budget: int, *, measure: str = "least_confidence") -> list[int]:
     """Uncertainty sampling: the pool rows with the lowest top probability (or the highest entropy)."""
+    checked = _checked("select_uncertain", budget=budget, measure=measure)
     logits = _matrix(pool_logits, "pool_logits")
-    _check_budget(budget, logits.shape[0])
-    if measure not in UNCERTAINTY:
-        raise InputError(f"expected one of {UNCERTAINTY}, got {measure!r}", argument="measure")
+    budget = _check_budget(checked["budget"], logits.shape[0])
     shifted = logits - logits.max(axis=1, keepdims=True)
     probabilities = np.exp(shifted)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
-    if measure == "least_confidence":
+    if checked["measure"] == "least_confidence":
         uncertainty = 1.0 - probabilities.max(axis=1)
     else:
         uncertainty = -(probabilities * np.log(np.clip(probabilities, 1e-300, None))).sum(axis=1)
     return [int(i) for i in np.lexsort((np.arange(len(uncertainty)), -uncertainty))[:budget]]
 
 
+@renamed_parameters(top="top_k", alpha="l1_ratio")
 def error_analysis(
     features: np.ndarray,
     predictions: np.ndarray,
@@ -171,23 +145,32 @@ def error_analysis(
     pool_features: np.ndarray,
     pool_logits: np.ndarray,
     *,
-    top: int = 5,
+    top_k: int = 5,
     budget: int = 100,
     seed: int = 0,
     lam: float = 1e-3,
-    alpha: float = 0.5,
+    l1_ratio: float = 0.5,
     measure: str = "least_confidence",
 ) -> ErrorAnalysis:
     """Rank features by their link to errors on labelled points; select ``budget`` pool points three ways.
 
-    The targeted strategy uses the ``top`` features with the largest positive weight (fewer if fewer
-    are positive).
+    The targeted strategy uses the ``top_k`` features (formerly ``top``) with the largest positive weight
+    (fewer if fewer are positive); the error model is fitted with penalty ``lam`` and L1 share
+    ``l1_ratio`` (formerly ``alpha``); the random baseline draws with ``seed``; the uncertainty baseline
+    ranks by ``measure`` (``"least_confidence"`` or ``"entropy"``).
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise InputError(f"expected an integer >= 1, got {top!r}", argument="top")
-    model = fit_error_model(features, predictions, labels, lam=lam, alpha=alpha)
+    given = {
+        "top_k": top_k,
+        "budget": budget,
+        "seed": seed,
+        "lam": lam,
+        "l1_ratio": l1_ratio,
+        "measure": measure,
+    }
+    settings = validate_params(ERROR_ANALYSIS_PARAMS, given, method="error_analysis")
+    model = fit_error_model(features, predictions, labels, lam=settings["lam"], l1_ratio=settings["l1_ratio"])
     ranking = model.ranking()
-    chosen = [j for j in ranking[:top] if model.weights[j] > 0]
+    chosen = [j for j in ranking[: settings["top_k"]] if model.weights[j] > 0]
     if not chosen:
         raise InputError(
             "no feature has a positive weight toward errors; lower lam to fit a denser error model",
@@ -205,9 +188,9 @@ def error_analysis(
             f"expected {pool.shape[0]} rows of pool logits, got {logits.shape[0]}", argument="pool_logits"
         )
     selections = {
-        "targeted": select_targeted(model, pool, chosen, budget),
-        "random": select_random(pool.shape[0], budget, seed=seed),
-        "uncertainty": select_uncertain(logits, budget, measure=measure),
+        "targeted": select_targeted(model, pool, chosen, settings["budget"]),
+        "random": select_random(pool.shape[0], settings["budget"], seed=settings["seed"]),
+        "uncertainty": select_uncertain(logits, settings["budget"], measure=settings["measure"]),
     }
     return ErrorAnalysis(
         feature_weights=model.weights,
@@ -217,15 +200,13 @@ def error_analysis(
         n_labelled=int(np.asarray(features).shape[0]),
         chosen_features=chosen,
         selections=selections,
-        parameters={
-            "top": top,
-            "budget": budget,
-            "seed": seed,
-            "lam": lam,
-            "alpha": alpha,
-            "measure": measure,
-        },
+        parameters=settings,
     )
+
+
+def _checked(function: str, **given: Any) -> dict[str, Any]:
+    """``given`` checked against :data:`ERROR_ANALYSIS_PARAMS` (one spec for the public functions)."""
+    return validate_params({name: _SPEC[name] for name in given}, given, method=function)
 
 
 def _matrix(values: Any, argument: str) -> np.ndarray:
@@ -247,6 +228,8 @@ def _vector(values: Any, n: int, argument: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _check_budget(budget: int, n_pool: int) -> None:
-    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= n_pool:
+def _check_budget(budget: int, n_pool: int) -> int:
+    """The data-dependent half of the budget check (``validate_params`` has checked it is >= 1)."""
+    if budget > n_pool:
         raise InputError(f"expected an integer budget in [1, {n_pool}], got {budget!r}", argument="budget")
+    return budget

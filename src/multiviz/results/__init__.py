@@ -27,7 +27,11 @@ from multiviz.results.interaction import (
     EMAPResult,
     InteractionMap,
     MaskingRounds,
+    ShapleyInteractions,
 )
+from multiviz.results.prediction import LambdaStep, SparsePath
+from multiviz.results.relevance import Relevance
+from multiviz.results.representation import ErrorAnalysis, FeatureExtremes
 
 __all__ = [
     "COMMON_FIELDS",
@@ -39,10 +43,16 @@ __all__ = [
     "Attributions",
     "Disentanglement",
     "EMAPResult",
+    "ErrorAnalysis",
+    "FeatureExtremes",
     "InteractionMap",
+    "LambdaStep",
     "MaskingRounds",
     "ModalitySummary",
+    "Relevance",
     "Result",
+    "ShapleyInteractions",
+    "SparsePath",
     "decode",
     "encode",
     "result_from_bytes",

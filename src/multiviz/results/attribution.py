@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from multiviz.deprecation import renamed_parameters
 from multiviz.results._base import Result
 
 
@@ -61,10 +62,11 @@ class Attribution(Result):
             (label, float(w)) for label, w in zip(labels, self.weights[index, : len(labels)], strict=True)
         ]
 
-    def top(self, index: int, k: int = 5, by_magnitude: bool = True) -> list[tuple[str, float]]:
-        """The ``k`` atoms of sample ``index`` with the largest (absolute) weight."""
+    @renamed_parameters(k="top_k")
+    def top(self, index: int, top_k: int = 5, by_magnitude: bool = True) -> list[tuple[str, float]]:
+        """The ``top_k`` atoms of sample ``index`` with the largest (absolute) weight (``k`` before)."""
         pairs = self.sample(index)
-        return sorted(pairs, key=lambda p: abs(p[1]) if by_magnitude else p[1], reverse=True)[:k]
+        return sorted(pairs, key=lambda p: abs(p[1]) if by_magnitude else p[1], reverse=True)[:top_k]
 
 
 @dataclass(eq=False)

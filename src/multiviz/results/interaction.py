@@ -1,5 +1,5 @@
 """Stage C results: interaction maps between the atoms of two modalities, DIME's disentanglement, EMAP's
-additive projection of a data set, and the masking-rounds dominance test."""
+additive projection of a data set, the masking-rounds dominance test and pairwise Shapley interactions."""
 
 from __future__ import annotations
 
@@ -233,6 +233,78 @@ class MaskingRounds(Result):
             "min_gradient_norm": self.parameters.get("min_gradient_norm"),
             "similarity_threshold": self.parameters.get("similarity_threshold"),
         }
+
+
+@dataclass(eq=False)
+class ShapleyInteractions(Result):
+    """First-order values and cross-modal pair interactions of the atoms of several modalities.
+
+    Attributes:
+        modalities: the modalities whose atoms are players, in player order.
+        index: the interaction index (``"k-SII"``, ``"SII"``, ``"STII"``, ``"FSII"``).
+        first_order: per modality, the first-order values of its atoms (an :class:`Attribution`, target
+            units). For SII these are the Shapley values; for k-SII, STII and FSII they are the first-order
+            part of an explanation whose first-order and pair values add up to ``v(N) - v(empty)``.
+        pairs: per pair of modalities ``"a|b"`` (player order), the :class:`InteractionMap` of pair values
+            ``I_ij`` (target units): positive = synergy, negative = redundancy.
+        score: float64 ``[B]``: the target score with every atom present, ``f(x)``.
+        empty_score: float64 ``[B]``: the target score with every player masked.
+        within_modality_sum: float64 ``[B]``: the sum of the pair values of same-modality pairs (with the
+            first-order and cross-modal values, this completes the efficiency sum of k-SII, STII, FSII).
+        redundant_share: float64 ``[B]``: ``sum max(0, -I) / sum |I|`` over the cross-modal pairs (0 = all
+            synergy, 1 = all redundancy; NaN: no cross-modal interaction).
+        top_synergistic, top_redundant: per sample, up to ``top_k`` cross-modal pairs with the largest
+            positive (negative) value: dicts with ``modality_a``, ``atom_a``, ``label_a``, the same for
+            ``b``, and ``value``; values within ``1e-9 * max(1, |v(N) - v(empty)|)`` of zero are
+            round-off and never listed.
+        budget_used: per sample, the coalitions the model scored (never more than ``parameters["budget"]``).
+        exact: per sample, whether every coalition was scored (exact values).
+        approximator: the shapiq approximator used for the samples that were not exact.
+        target, target_index, parameters: as in :class:`Attribution`.
+    """
+
+    result_type: ClassVar[str] = "shapley_interactions"
+    modalities: list[str]
+    index: str
+    approximator: str
+    first_order: dict[str, Attribution]
+    pairs: dict[str, InteractionMap]
+    score: np.ndarray
+    empty_score: np.ndarray
+    within_modality_sum: np.ndarray
+    redundant_share: np.ndarray
+    top_synergistic: list[list[dict[str, Any]]]
+    top_redundant: list[list[dict[str, Any]]]
+    budget_used: list[int]
+    exact: list[bool]
+    target: Any
+    target_index: list[int]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    method: str = "shapley_interaction"
+    units: str = "target"
+
+    def __post_init__(self) -> None:
+        for name in ("score", "empty_score", "within_modality_sum", "redundant_share"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+
+    def pair(self, modality_a: str, modality_b: str) -> np.ndarray:
+        """Pair values ``[B, A_a, A_b]`` between two modalities (either order)."""
+        if f"{modality_a}|{modality_b}" in self.pairs:
+            return self.pairs[f"{modality_a}|{modality_b}"].values
+        if f"{modality_b}|{modality_a}" in self.pairs:
+            return np.swapaxes(self.pairs[f"{modality_b}|{modality_a}"].values, 1, 2)
+        raise KeyError(f"no pair map for {modality_a!r} and {modality_b!r}; have {sorted(self.pairs)}")
+
+    def redundancy_gap(self, modality_a: str, modality_b: str) -> np.ndarray:
+        """The redundancy gap of every cross-modal pair, ``-I_ij`` (our reading of FL-I2MoE; see
+        :mod:`multiviz.methods.shapley_interaction`)."""
+        return redundancy_gap(self.pair(modality_a, modality_b))
+
+
+def redundancy_gap(pair_values: np.ndarray) -> np.ndarray:
+    """``-I_ij``: separate gains minus joint gain, index-weighted (positive = redundant, substitutable)."""
+    return -np.asarray(pair_values, dtype=np.float64)
 
 
 def _variance_ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 
 import yaml
 
+from multiviz.data.registry import DATASETS
 from multiviz.errors import InputError
+from multiviz.models import MODELS
 
 
 @dataclass
@@ -45,16 +48,28 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"expected an integer >= 1, got {value!r}", argument=name)
-        if not self.learning_rate > 0:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise InputError(f"expected an integer, got {self.seed!r}", argument="seed")
+        for name, expected in (("learning_rate", "a positive number"), ("weight_decay", "a number >= 0")):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or not (value > 0 if name == "learning_rate" else value >= 0):
+                # YAML 1.1 reads 3e-3 (no dot) as a string: say so instead of failing on a comparison
+                hint = " (YAML reads 3e-3 as text; write 3.0e-3 or 0.003)" if isinstance(value, str) else ""
+                raise InputError(f"expected {expected}, got {value!r}{hint}", argument=name)
+        if not isinstance(self.device, str):
             raise InputError(
-                f"expected a positive number, got {self.learning_rate!r}", argument="learning_rate"
+                f"expected a device name such as 'cpu' or 'cuda', got {self.device!r}", argument="device"
             )
-        if self.weight_decay < 0:
-            raise InputError(f"expected a number >= 0, got {self.weight_decay!r}", argument="weight_decay")
-        for name in ("dataset", "model"):
+        for name, known in (("dataset", DATASETS), ("model", MODELS)):
             section = getattr(self, name)
             if not isinstance(section, dict) or "name" not in section:
                 raise InputError(f"expected a mapping with a 'name' key, got {section!r}", argument=name)
+            if section["name"] not in known:
+                what = "data set" if name == "dataset" else "model"
+                raise InputError(
+                    f"unknown {what} {section['name']!r}; known: {sorted(known)}", argument=f"{name}.name"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -69,6 +84,12 @@ class TrainConfig:
             raise InputError(
                 f"{source} has unknown keys {unknown}; expected keys among {sorted(known)}", argument="config"
             )
+        missing = [name for name in ("dataset", "model") if name not in data]
+        if missing:
+            raise InputError(
+                f"{source} lacks the required keys {missing} (each a mapping with a 'name' key)",
+                argument="config",
+            )
         return cls(**data)
 
     @classmethod
@@ -76,8 +97,13 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"no config file at {path}", argument="config")
-        with path.open() as handle:
-            return cls.from_dict(yaml.safe_load(handle), source=str(path))
+        try:
+            with path.open() as handle:
+                data = yaml.safe_load(handle)
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            detail = " ".join(str(error).split())
+            raise InputError(f"{path} is not valid YAML: {detail}", argument="config") from None
+        return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_preset(cls, name: str) -> TrainConfig:

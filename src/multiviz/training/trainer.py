@@ -2,9 +2,10 @@
 
 Adam with a one-cycle learning-rate schedule; after every epoch the validation accuracy decides the
 best epoch (ties: lower validation loss), training stops after ``patience`` epochs without improvement,
-and the best weights are kept and saved. The full training state is written atomically after each epoch
-to ``<output>/.resume``; ``fit(..., resume=True)`` continues from it bit for bit (same seed, same
-result as an uninterrupted run).
+and the best weights are kept and saved. A model with a ``regularisation()`` method (e.g. the Ip-norm
+models' block-norm regulariser) has it added to every batch's loss. The full training state is written
+atomically after each epoch to ``<output>/.resume``; ``fit(..., resume=True)`` continues from it bit for
+bit (same seed, same result as an uninterrupted run).
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ from torch import Tensor
 
 from multiviz.adapters import TorchAdapter
 from multiviz.data.registry import TrainingData, load_dataset
-from multiviz.errors import InputError
+from multiviz.errors import InputError, MultivizError
 from multiviz.io import atomic_directory, atomic_write_json
-from multiviz.models import build_model, embedding_modules, fast_path, load_saved_state_dict, saved_state_dict
+from multiviz.models import (
+    build_model,
+    embedding_modules,
+    fast_path,
+    load_saved_state_dict,
+    regularisation,
+    saved_state_dict,
+)
 from multiviz.progress import progress_bar
-from multiviz.training.checkpoint import save_checkpoint
+from multiviz.training.checkpoint import check_device, save_checkpoint
 from multiviz.training.config import TrainConfig
 
 RESUME_DIR = ".resume"
@@ -77,10 +85,12 @@ def fit(
 ) -> TrainResult:
     """Train the configured model, keep the best epoch, save it as a checkpoint in ``output``."""
     output = Path(output)
+    check_device(config.device)
     data = data if data is not None else load_dataset(**config.dataset)
     torch.manual_seed(config.seed)
-    model = build_model(**_named_model(config.model)).to(config.device)
+    model = _build_model(config.model).to(config.device)
     adapter = TorchAdapter(model, data.modalities, embeddings=embedding_modules(model))
+    _check_model_fits(adapter, data, config)
     n_train = data.size("train")
     steps_per_epoch = (n_train + config.batch_size - 1) // config.batch_size
     optimizer = torch.optim.Adam(
@@ -107,6 +117,9 @@ def fit(
                 batch = {k: v.to(config.device) for k, v in data.batch("train", rows).items()}
                 logits = adapter.logits(batch)
                 loss = F.cross_entropy(logits, batch["label"])
+                penalty = regularisation(model)  # a model's own regulariser, e.g. Ip-norm's block norm
+                if penalty is not None:
+                    loss = loss + penalty
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -168,9 +181,46 @@ class _State:
     best_weights: dict[str, Tensor] = field(default_factory=dict)
 
 
-def _named_model(section: dict[str, Any]) -> dict[str, Any]:
-    section = dict(section)
-    return {"name": section.pop("name"), "config": section}
+def _build_model(section: dict[str, Any]) -> torch.nn.Module:
+    """The configured model; a constructor that rejects its options raises an :class:`InputError`
+    naming the model section instead of a bare ``TypeError``."""
+    options = dict(section)
+    name = options.pop("name")
+    try:
+        return build_model(name, options)
+    except MultivizError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise InputError(
+            f"cannot build model {name!r} from the options {sorted(options)}: {error}", argument="model"
+        ) from None
+
+
+def _check_model_fits(adapter: TorchAdapter, data: TrainingData, config: TrainConfig) -> None:
+    """One forward pass on two training rows before training starts: a model whose inputs or classes do
+    not match the data set fails here, naming both, instead of deep inside the first batch. (Evaluation
+    mode and no gradients: it consumes no random numbers and changes no weight.)"""
+    batch = {k: v.to(config.device) for k, v in data.batch("train", slice(0, 2)).items()}
+    name = config.model["name"]
+    try:
+        with torch.no_grad():
+            logits = adapter.logits(batch)
+    except MultivizError:
+        raise
+    except (TypeError, RuntimeError, KeyError) as error:
+        modalities = {m.name: m.modality_kind.value for m in data.modalities}
+        detail = " ".join(str(error).split())[:300]
+        raise InputError(
+            f"model {name!r} does not accept the data set's batches (modalities {modalities}): "
+            f"{type(error).__name__}: {detail}",
+            argument="model",
+        ) from None
+    if logits.shape[1] < data.num_classes:
+        raise InputError(
+            f"model {name!r} returns {logits.shape[1]} logits but the data set has {data.num_classes} "
+            "classes; set its num_classes",
+            argument="model",
+        )
 
 
 def _save_resume(
