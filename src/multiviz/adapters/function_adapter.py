@@ -79,3 +79,8 @@ class FunctionAdapter(ModalityAdapterBase):
         raise CapabilityError(
             "FunctionAdapter exposes no hidden features; wrap the nn.Module in TorchAdapter."
         )
+
+    def features_and_logits(
+        self, batch: Batch, layer: str | None = None, embeddings: Mapping[str, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        return self.features(batch, layer, embeddings), self.logits(batch)

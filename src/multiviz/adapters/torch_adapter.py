@@ -166,6 +166,11 @@ class TorchAdapter(ModalityAdapterBase):
     def features(
         self, batch: Batch, layer: str | None = None, embeddings: Mapping[str, Tensor] | None = None
     ) -> Tensor:
+        return self.features_and_logits(batch, layer, embeddings)[0]
+
+    def features_and_logits(
+        self, batch: Batch, layer: str | None = None, embeddings: Mapping[str, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
         batch = self.validate(batch)
         module = self._submodule(layer or self.head, "layer")
         captured: list[Tensor] = []
@@ -183,16 +188,16 @@ class TorchAdapter(ModalityAdapterBase):
         )
         try:
             if embeddings is None:
-                self._forward(batch)
+                logits = self._forward(batch)
             else:
-                self._forward_with_embeddings(embeddings, batch)
+                logits = self._forward_with_embeddings(embeddings, batch)
         finally:
             handle.remove()
         if not captured:
             raise InputError(
                 f"module {layer or self.head!r} did not run in the forward pass", argument="layer"
             )
-        return captured[-1].reshape(captured[-1].shape[0], -1)
+        return captured[-1].reshape(captured[-1].shape[0], -1), logits
 
     def encode_modality(self, batch: Batch, modality: str) -> Tensor:
         """The encoder output of one modality, ``[B, d]``, for a model with :attr:`Capability.ENCODE`.

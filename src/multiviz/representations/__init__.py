@@ -17,6 +17,7 @@ from multiviz.representations.error_analysis import (
     select_uncertain,
 )
 from multiviz.representations.extraction import FeatureStatistics, FeatureStore, extract_features
+from multiviz.representations.in_memory import features_and_logits
 from multiviz.representations.statistics import RunningStatistics
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "explain_feature",
     "extract_features",
     "feature_target",
+    "features_and_logits",
     "fit_error_model",
     "global_analysis",
     "select_random",
