@@ -91,3 +91,19 @@ def test_the_evaluation_imports_nothing_from_the_demo_or_the_cli() -> None:
     } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not {name for name in imported if name.startswith(("multiviz.demo", "multiviz.cli"))}
     assert "argparse" not in imported
+
+
+def test_ip_norm_toy_prints_the_relevance_table_of_the_chosen_cells() -> None:
+    command = ["evaluate", "ip-norm-toy", "--setting", "v1", "--normalisation", "ibn", "--seeds", "1"]
+    result = runner.invoke(app, [*command, "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| v1 ")]
+    assert len(rows) == 1 and "| IBN |" in rows[0]
+    relevance = [float(cell) for cell in rows[0].split("|")[4:11]]
+    assert abs(sum(relevance) - 1.0) < 0.04  # the seven subsets share the relevance (cells are rounded)
+
+
+def test_ip_norm_toy_refuses_an_unknown_setting_before_training() -> None:
+    result = runner.invoke(app, ["evaluate", "ip-norm-toy", "--setting", "nope"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--setting: expected one of 'v1-2views'" in result.output

@@ -60,3 +60,35 @@ def table3(
     typer.echo(swap.markdown())
     typer.echo(f"\n{swap.n_points} points (mean ± standard error); parameters {swap.parameters}")
     typer.echo(f"UC_V {swap.uc_distance:.3e} ± {swap.uc_standard_error:.1e}, MI_V {swap.mi_distance:.4f}")
+
+
+@evaluate_app.command("ip-norm-toy")
+def ip_norm_toy(
+    setting: Annotated[
+        list[str] | None, typer.Option(help="A toy setting (repeat for several); default all of them.")
+    ] = None,
+    normalisation: Annotated[
+        list[str] | None, typer.Option(help="vbn, dbn or ibn (repeat for several); default all three.")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per setting and normalisation (0, 1, ...).")] = 3,
+    epochs: Annotated[int, typer.Option(help="Training epochs per model.")] = 10,
+) -> None:
+    """Ledent et al.'s toy experiment: the relevance each normalisation gives every subset of three views."""
+    from multiviz.evaluation.ip_norm_toy import NORMALISATIONS, SETTINGS, run_toy, toy_markdown
+    from multiviz.params import Integer, Options, validate_params
+
+    chosen_settings = setting or list(SETTINGS)
+    chosen_normalisations = normalisation or list(NORMALISATIONS)
+    for name in chosen_settings:
+        validate_params({"setting": Options(tuple(SETTINGS))}, {"setting": name}, method="ip-norm-toy")
+    for name in chosen_normalisations:
+        validate_params(
+            {"normalisation": Options(tuple(NORMALISATIONS))}, {"normalisation": name}, method="ip-norm-toy"
+        )
+    validate_params(
+        {"seeds": Integer(1), "epochs": Integer(1)}, {"seeds": seeds, "epochs": epochs}, method="ip-norm-toy"
+    )
+    table = run_toy(
+        chosen_settings, chosen_normalisations, tuple(range(seeds)), epochs=epochs, show_progress=True
+    )
+    typer.echo(toy_markdown(table))
