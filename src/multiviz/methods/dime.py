@@ -35,7 +35,8 @@ Cost, ``K = 2``, ``B`` points, ``M'`` explained modalities: ``N^2 + B M' S N`` f
 
 Defaults (documented, the same for every model, not tuned to any ground truth): ``n_reference = 100``,
 ``n_samples = 500``, ``kernel_width = 0.25`` (as ``multiviz.lime``), ``ridge = 1.0`` (the ``lime``
-package's ridge), ``batch_size = 1024``, ``seed = 0``.
+package's ridge), ``batch_size = None`` (the method layer's rule: 64 rows per forward on a CPU, 1024 on
+an accelerator), ``seed = 0``.
 
 DIME's limitation 1, discrete outputs: where a part's LIME target (UC or MI) does not change over the
 ``S`` coalitions, its weights are set to exactly 0 (not regression noise); a sample whose every part is
