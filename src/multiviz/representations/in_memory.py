@@ -27,8 +27,9 @@ def features_and_logits(
     """Activations ``[N, F]`` of ``layer`` (the penultimate layer by default) and logits ``[N, C]`` of
     every row of ``batches``, in row order, as float64, from one forward pass per batch (no gradients).
 
-    ``batches`` is any iterable of model batches (e.g. a :class:`multiviz.data.split_batches.SplitBatches`); works for
-    every data set the model takes, images gathered by index included.
+    ``batches`` is any iterable of model batches (e.g. a
+    :class:`multiviz.data.split_batches.SplitBatches`); works for every data set the model takes, images
+    gathered by index included.
     """
     features: list[np.ndarray] = []
     logits: list[np.ndarray] = []
