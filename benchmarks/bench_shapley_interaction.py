@@ -5,7 +5,9 @@ budget over the same players, so they draw the same coalitions and must return t
 largest absolute difference of the cross-modal pair values is reported):
 
 * ours: ``multiviz.methods.shapley_interaction(..., batch_size=256)``: each call of the game scores all
-  its new coalitions, 256 masked rows per forward pass;
+  its new coalitions, 256 masked rows per forward pass; its budget is ``budget`` plus the removal rows of
+  the redundancy gap (``n + patches * words``, which it also scores), so that the approximator gets
+  ``budget``;
 * reference: the same approximator over a game that masks and scores one coalition per forward pass
   (batch 1), the way a per-coalition value function (``shapiq.Game.value_function`` row by row, or a
   research script's loop) evaluates a model.
@@ -65,7 +67,11 @@ def _setup(patch: int) -> tuple[mv.TorchAdapter, dict[str, Tensor], int]:
 def _ours(adapter: mv.TorchAdapter, batch: dict[str, Tensor], target: int, budget: int) -> np.ndarray:
     from multiviz.methods import shapley_interaction
 
-    result = shapley_interaction(adapter, batch, target, budget=budget, batch_size=256, seed=SEED)
+    # the approximator gets ``budget``; the removal rows of the redundancy gap (every player, every
+    # cross-modal pair) are counted on top, so both ways draw the same coalitions
+    patches = adapter.atoms(batch, "image").n_atoms[0]
+    removals = patches + WORDS + patches * WORDS
+    result = shapley_interaction(adapter, batch, target, budget=budget + removals, batch_size=256, seed=SEED)
     return result.pair("image", "question")[0]
 
 

@@ -112,7 +112,7 @@ FAST_PARAMS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
     "emap": [{}, {"max_grid_rows": 1, "n_expectation_samples": 4}],
     "masking_rounds": PAIR,
     "second_order_gradient": PAIR,
-    "shapley_interaction": {"modalities": ["question", "image"], "budget": 40},
+    "shapley_interaction": {"modalities": ["question", "image"], "budget": 64},  # 8 players: 37 + 24 removals
 }
 
 #: methods whose result describes a whole sample set, not each point: what is checked instead of

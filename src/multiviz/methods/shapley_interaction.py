@@ -22,21 +22,47 @@ values), ``"STII"`` (Shapley-Taylor) or ``"FSII"`` (Faith-Shap). ``approximator=
 ``PermutationSamplingSTII`` and ``RegressionFSII`` can be named. When ``budget >= 2**n`` (n players)
 every coalition is scored and ``shapiq.ExactComputer`` gives the exact values.
 
-**The budget** is the number of coalitions the model scores per sample, and it is never exceeded: the
-empty and grand coalitions are scored first (shapiq's samplers always include them, so they cost nothing
-more), repeated coalitions are scored once, and a guard refuses any request past the budget. A budget
-must be at least ``1 + n + n(n - 1) / 2`` (the unknowns of an order-2 explanation; fewer coalitions cannot
-identify them), and for permutation sampling at least one permutation's worth (``1 +`` shapiq's
-``iteration_cost``); or ``2**n`` when that is smaller.
+**The budget** is the number of model rows scored per sample, all of them counted, and it is never
+exceeded. The sample's own row, scored once for the whole batch to resolve the target, is the grand
+coalition (masking nothing leaves the input as it is), so it is counted and never scored again; the empty
+coalition is scored next (shapiq's samplers always include both, so they cost nothing more); repeated
+coalitions are scored once; the ``n + sum_(a<b) n_a n_b`` removal coalitions of the drops below are counted
+too; and a guard refuses any request past the budget. When ``budget >= 2**n`` every coalition is scored
+(the removal coalitions are among them). Otherwise the approximator gets ``budget`` minus the number of
+removal coalitions, and those it did not draw itself are scored after it, so a sample uses at most
+``budget`` rows (fewer when the approximator drew some of them). A budget must be at least
+``1 + n + n(n - 1) / 2`` (the unknowns of an order-2 explanation; fewer coalitions cannot identify them),
+for permutation sampling at least one permutation's worth (``1 +`` shapiq's ``iteration_cost``), plus the
+removal coalitions; or ``2**n`` when that is smaller.
 
-**The redundancy gap (our reading).** The abstract names the score but not its formula. We take the gap
-between what two atoms add separately and what they add together, ``g_ij(S) = [v(S + i) - v(S)] +
-[v(S + j) - v(S)] - [v(S + i + j) - v(S)]``, averaged over coalitions ``S`` with the interaction index's
-weights: for every index here that is ``-I_ij``, minus the pair's interaction value. Positive: the two
-atoms substitute for each other (each carries the other's evidence, redundancy); negative: they are
-complementary (synergy). Per sample, ``redundant_share`` is the redundant part of the cross-modal
-interaction mass, ``sum max(0, -I_ij) / sum |I_ij|`` over cross-modal pairs (0 = all synergy, 1 = all
-redundancy, NaN when there is none).
+**The drops.** For every atom ``i`` and every cross-modal pair ``(i, j)``, on the same masking game:
+``d_i = f(x) - f(x without i)``, ``d_ij = f(x) - f(x without i and j)`` (``f`` the target score).
+
+**The redundancy gap (our definition).** FL-I2MoE's abstract names "a redundancy-gap score to capture
+substitutable (redundant) pairs" but gives no formula; this one is ours. Two atoms are substitutes at
+``x`` when either one alone keeps the prediction: masking one barely moves the score, masking both moves
+it a lot. Write the joint drop as what only ``i`` carries, what only ``j`` carries and what they share:
+``d_ij = d_i + d_j + r_ij``. ``d_i`` is the evidence lost when ``i`` alone goes (``j`` cannot carry it),
+``d_j`` alike, and ``r_ij`` is the evidence lost only when both go, which each atom carries in the other's
+place. Oriented by the direction of the joint drop, ``s = sign(d_ij)``, so that a score that goes down and
+one that goes up when the pair is masked read the same,
+
+    ``redundancy_gap_ij = max(0, |d_ij| - s (d_i + d_j)) = max(0, -s Delta_ij)``,
+
+with ``Delta_ij = d_i + d_j - d_ij = f(x) - f(x - i) - f(x - j) + f(x - i - j)`` the removal second
+difference at ``x``; ``redundancy_ratio = min(1, gap / |d_ij|)`` (0 when ``d_ij = 0``) is its scale-free
+share of the joint drop. Why not ``-I_ij`` (our earlier reading) or ``-Delta_ij``: a product
+``x_i x_j`` has ``I_ij = Delta_ij = x_i x_j``, so wherever the product is negative it read as redundant.
+With the orientation, a product (``d_i = d_j = d_ij``) gives ``max(0, -|d_ij|) = 0`` whatever its sign, an
+additive pair (``d_ij = d_i + d_j``) gives 0, and ``max(x_i, x_j)`` of positive inputs over a zero baseline
+gives ``min(x_i, x_j)`` (ratio ``min / max``; 1 for equal inputs: either atom alone suffices). Subtracting
+one single drop only, ``min(d_ij - d_i, d_ij - d_j)``, would score an additive pair ``min(d_i, d_j)``.
+The gap is in target units, so noise-level pairs never top the list; ``redundant_share`` is
+``sum gap / sum |Delta|`` over cross-modal pairs (NaN when every ``Delta`` is 0).
+
+**Synergy.** The signed pair value ``I_ij`` of the index is kept as it is (``pairs``). Its sign follows
+the output's too, so pairs are ranked as synergistic by ``synergy_ij = max(0, s I_ij)``, the interaction in
+the direction the pair moves the score (a product gives ``|x_i x_j|``, a maximum, ``I_ij = -min``, gives 0).
 """
 
 from __future__ import annotations
@@ -67,8 +93,14 @@ from multiviz.params import Integer, Names, Optional, Options
 from multiviz.progress import track
 from multiviz.registry import register_method
 from multiviz.results import InteractionMap
-from multiviz.results.interaction import ShapleyInteractions  # defined with the other stage-C results
-from multiviz.targets import ResolvedTarget, Target, resolve_target
+from multiviz.results.interaction import (
+    ShapleyInteractions,  # defined with the other stage-C results
+    redundancy_gap,
+    redundancy_ratio,
+    synergy,
+)
+from multiviz.targets import ResolvedTarget, Target, normalise_target, resolve_target
+from multiviz.targets import _check_range as check_range
 
 INDICES = ("k-SII", "SII", "STII", "FSII")
 APPROXIMATORS = (
@@ -87,8 +119,11 @@ AUTO_APPROXIMATOR = {
     "FSII": "RegressionFSII",
 }
 PERMUTATION = ("PermutationSamplingSII", "PermutationSamplingSTII")
-#: pair values within this fraction of max(1, |v(N) - v(empty)|) of zero are round-off, not top pairs
+#: scores within this fraction of max(1, |v(N) - v(empty)|) of zero are round-off, not top pairs; at least
+#: ``ROUND_OFF_EPS`` machine epsilons of the model's output dtype (a float32 model's exact pair values of
+#: an additive pair are about 1e-8, not 0)
 ROUND_OFF = 1e-9
+ROUND_OFF_EPS = 16
 
 
 def _shapiq() -> Any:
@@ -101,21 +136,42 @@ def _shapiq() -> Any:
     return shapiq
 
 
-# -- formulas (the redundancy gap, -I_ij, is multiviz.results.interaction.redundancy_gap) ------------------
-def redundant_share(cross_pair_values: np.ndarray) -> float:
-    """``sum max(0, -I) / sum |I|`` over the given cross-modal pair values; NaN when all are zero."""
-    values = np.asarray(cross_pair_values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    total = float(np.abs(values).sum())
-    return float(np.clip(-values, 0, None).sum() / total) if total > 0 else math.nan
+# -- formulas (redundancy_gap, redundancy_ratio and synergy are in multiviz.results.interaction) ----------
+def redundant_share(drop_i: np.ndarray, drop_j: np.ndarray, drop_ij: np.ndarray) -> float:
+    """``sum redundancy_gap / sum |d_i + d_j - d_ij|`` over the given cross-modal pairs; NaN if all are 0."""
+    d_i, d_j, d_ij = (np.asarray(d, dtype=np.float64) for d in (drop_i, drop_j, drop_ij))
+    total = float(np.nansum(np.abs(d_i + d_j - d_ij)))
+    return float(np.nansum(redundancy_gap(d_i, d_j, d_ij)) / total) if total > 0 else math.nan
 
 
-def minimum_budget(n_players: int, approximator: str, iteration_cost: int | None = None) -> int:
-    """The smallest budget accepted for ``n_players`` (module docstring): capped by ``2**n``."""
+def minimum_budget(
+    n_players: int, approximator: str, iteration_cost: int | None = None, removals: int = 0
+) -> int:
+    """The smallest budget accepted for ``n_players`` with ``removals`` removal coalitions (module
+    docstring): capped by ``2**n``."""
     needed = 1 + n_players + n_players * (n_players - 1) // 2
     if approximator in PERMUTATION and iteration_cost is not None:
         needed = max(needed, 1 + iteration_cost)
-    return min(needed, 2**n_players)
+    return min(needed + removals, 2**n_players)
+
+
+def removal_coalitions(sizes: list[int]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The coalitions ``N - i`` (every player, first) and ``N - i - j`` (every cross-modal pair ``(i, j)``,
+    ``i`` in an earlier modality), as kept-masks ``[n + pairs, n]``, and the pairs in that order."""
+    offsets = np.cumsum([0, *sizes])
+    n = int(offsets[-1])
+    pairs = [
+        (i, j)
+        for x in range(len(sizes))
+        for y in range(x + 1, len(sizes))
+        for i in range(offsets[x], offsets[x + 1])
+        for j in range(offsets[y], offsets[y + 1])
+    ]
+    kept = np.ones((n + len(pairs), n), dtype=bool)
+    kept[np.arange(n), np.arange(n)] = False
+    for row, (i, j) in enumerate(pairs, start=n):
+        kept[row, [i, j]] = False
+    return kept, pairs
 
 
 # -- the batched game ------------------------------------------------------------------------------------
@@ -124,6 +180,8 @@ class MaskingGame:
 
     ``v(S)`` is the target score with the atoms outside ``S`` masked, minus ``v_raw(empty)``. Coalitions
     already scored are looked up; ``rows_scored`` counts the model rows; more than ``budget`` rows raise.
+    ``full_score`` is the target score of the unmasked row, already computed (it resolved the target): it
+    is the grand coalition's, counted as one row and not scored again.
     """
 
     def __init__(
@@ -134,16 +192,17 @@ class MaskingGame:
         target: ResolvedTarget,
         batch_size: int,
         budget: int,
+        full_score: float,
     ) -> None:
         self.adapter, self.row, self.layouts, self.target = adapter, row, layouts, target
         self.batch_size, self.budget = batch_size, budget
         self.sizes = [layout.n_atoms[0] for layout in layouts]
         self.n_players = sum(self.sizes)
-        self.cache: dict[bytes, float] = {}
-        self.rows_scored = 0
-        empty_and_grand = np.zeros((2, self.n_players), dtype=bool)
-        empty_and_grand[1] = True
-        self.empty_score, self.full_score = self._raw(empty_and_grand)
+        grand = np.ones(self.n_players, dtype=bool)
+        self.cache: dict[bytes, float] = {np.packbits(grand).tobytes(): float(full_score)}
+        self.rows_scored = 1
+        self.full_score = float(full_score)
+        self.empty_score = float(self._raw(np.zeros((1, self.n_players), dtype=bool))[0])
 
     def __call__(self, coalitions: np.ndarray) -> np.ndarray:
         return self._raw(coalitions) - self.empty_score
@@ -205,38 +264,40 @@ def _unpack(values: Any, n_players: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _explain_sample(
     game: MaskingGame, index: str, approximator: str, budget: int, batch_size: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, bool]:
+) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray]:
+    """First-order values, pair matrix, exactness, and the drops: ``d_i [n]`` and ``d_ij [n, n]`` (the
+    cross-modal pairs filled, NaN elsewhere). The removal coalitions are scored after the approximator,
+    which gets the budget less their number (module docstring)."""
     shapiq = _shapiq()
     n = game.n_players
+    removals, cross = removal_coalitions(game.sizes)
     if budget >= 2**n:
         values = shapiq.ExactComputer(game, n_players=n)(index, order=2)
-        return (*_unpack(values, n), True)
-    estimator = getattr(shapiq, approximator)(n=n, max_order=2, index=index, random_state=seed)
-    if approximator in PERMUTATION:
-        permutations = max(1, batch_size // estimator.iteration_cost)
-        values = estimator.approximate(budget=budget, game=game, batch_size=permutations)
+        exact = True
     else:
-        values = estimator.approximate(budget=budget, game=game)
-    return (*_unpack(values, n), False)
+        left = budget - len(removals)
+        estimator = getattr(shapiq, approximator)(n=n, max_order=2, index=index, random_state=seed)
+        if approximator in PERMUTATION:
+            permutations = max(1, batch_size // estimator.iteration_cost)
+            values = estimator.approximate(budget=left, game=game, batch_size=permutations)
+        else:
+            values = estimator.approximate(budget=left, game=game)
+        exact = False
+    dropped = (game.full_score - game.empty_score) - game(removals)
+    joint = np.full((n, n), np.nan)
+    for (i, j), drop in zip(cross, dropped[n:], strict=True):
+        joint[i, j] = joint[j, i] = drop
+    return (*_unpack(values, n), exact, dropped[:n], joint)
 
 
-def _top_pairs(
-    cross: list[tuple[str, int, str, str, int, str, float]], top_k: int, sign: float, zero: float
-) -> list[dict[str, Any]]:
-    """The ``top_k`` pairs with the largest ``sign * value`` above ``zero`` (round-off is not a pair)."""
-    chosen = sorted((p for p in cross if sign * p[6] > zero), key=lambda p: -sign * p[6])[:top_k]
-    return [
-        {
-            "modality_a": a,
-            "atom_a": i,
-            "label_a": label_i,
-            "modality_b": b,
-            "atom_b": j,
-            "label_b": label_j,
-            "value": value,
-        }
-        for a, i, label_i, b, j, label_j, value in chosen
-    ]
+def _top_pairs(cross: list[dict[str, Any]], score: str, top_k: int, zero: float) -> list[dict[str, Any]]:
+    """The ``top_k`` pairs with the largest ``score`` above ``zero`` (round-off is not a pair), that score
+    as ``value``. Scores are compared at the resolution ``zero``: ties within it keep the player order."""
+    above = [p for p in cross if p[score] > zero]
+    chosen = sorted(above, key=lambda p: -round(p[score] / zero))[:top_k]
+    keys = ("modality_a", "atom_a", "label_a", "modality_b", "atom_b", "label_b")
+    extra = ("ratio", "interaction") if score == "redundancy" else ("interaction",)
+    return [{**{k: p[k] for k in keys}, "value": p[score], **{k: p[k] for k in extra}} for p in chosen]
 
 
 def _check_choices(index: str, approximator: str) -> str:
@@ -289,12 +350,16 @@ def shapley_interaction(
 ) -> ShapleyInteractions:
     """Pairwise Shapley interactions of atoms across modalities and their redundancy gap (FL-I2MoE).
 
-    The players are the atoms of ``modalities`` (default: all; at least two); ``budget`` coalitions per
-    sample at most (exact values when ``budget >= 2**n``), scored ``batch_size`` rows per forward pass;
-    ``index`` and ``approximator`` choose shapiq's estimator, seeded by ``seed`` (each sample's estimator
-    starts from ``seed``, so a sample's values do not depend on the rest of the batch). ``top_k`` cross-modal
-    pairs are listed as most synergistic and most redundant per sample. See the module docstring for the
-    game, the budget rule and our reading of the redundancy gap.
+    The players are the atoms of ``modalities`` (default: all; at least two); ``budget`` model rows per
+    sample at most, every row counted (the target's resolution row and the removal rows of the drops
+    included; exact values when ``budget >= 2**n``), scored ``batch_size`` rows per forward pass; ``index``
+    and ``approximator`` choose shapiq's estimator, seeded by ``seed`` (each sample's estimator starts from
+    ``seed``, so a sample's values do not depend on the rest of the batch). ``top_k`` cross-modal pairs are
+    listed as most synergistic (``max(0, sign(d_ij) I_ij)``) and most redundant (the redundancy gap
+    ``max(0, |d_ij| - sign(d_ij) (d_i + d_j))``, from the drops of masking ``i``, ``j`` and both at ``x``)
+    per sample; both scores are unchanged when the output changes sign. See the module docstring for the
+    game, the budget rule and the derivation of the redundancy gap (our definition; FL-I2MoE's abstract
+    names the score without a formula).
     """
     batch_size = default_batch_size(adapter, batch_size)
     used_approximator = _check_choices(index, approximator)
@@ -305,10 +370,11 @@ def shapley_interaction(
         )
     batch = adapter.validate(batch)
     layouts = {name: nonempty_layout(adapter, batch, name) for name in names}
-    resolved = resolve_target(adapter, batch, target)
     size = adapter.batch_size(batch)
-    players = [sum(layout.n_atoms[b] for layout in layouts.values()) for b in range(size)]
-    _check_budget(players, used_approximator, index, budget)
+    sizes = [[layout.n_atoms[b] for layout in layouts.values()] for b in range(size)]
+    _check_budget(sizes, used_approximator, index, budget)
+    resolved, full_scores, eps = _resolve(adapter, batch, target)
+    round_off = max(ROUND_OFF, ROUND_OFF_EPS * eps)
     points = []
     for sample in track(range(size), total=size, description="shapley_interaction", unit="samples"):
         rows = torch.tensor([sample])
@@ -319,10 +385,13 @@ def shapley_interaction(
             sub_target(resolved, rows),
             batch_size,
             budget,
+            float(full_scores[sample]),
         )
-        values, pairs, is_exact = _explain_sample(game, index, used_approximator, budget, batch_size, seed)
+        values, pairs, is_exact, single, joint = _explain_sample(
+            game, index, used_approximator, budget, batch_size, seed
+        )
         labels = {name: layout.labels[sample] for name, layout in layouts.items()}
-        points.append(_PointValues.of(game, values, pairs, is_exact, labels, top_k))
+        points.append(_PointValues.of(game, values, pairs, is_exact, single, joint, labels, top_k, round_off))
     parameters = {
         "index": index,
         "approximator": used_approximator,
@@ -338,11 +407,14 @@ def shapley_interaction(
 
 @dataclass
 class _PointValues:
-    """What one sample's game gives: first-order values per modality, pair blocks per modality pair (in
-    player order), and the per-sample summary numbers of :class:`ShapleyInteractions`."""
+    """What one sample's game gives: first-order values and drops per modality, pair blocks and joint-drop
+    blocks per modality pair (in player order), and the per-sample summary numbers of
+    :class:`ShapleyInteractions`."""
 
     first_order: dict[str, np.ndarray]
     pairs: dict[tuple[str, str], np.ndarray]
+    single_drop: dict[str, np.ndarray]
+    joint_drop: dict[tuple[str, str], np.ndarray]
     score: float
     empty_score: float
     within_modality_sum: float
@@ -359,30 +431,57 @@ class _PointValues:
         values: np.ndarray,
         pairs: np.ndarray,
         exact: bool,
+        single: np.ndarray,
+        joint: np.ndarray,
         labels: dict[str, list[str]],
         top_k: int,
+        round_off: float = ROUND_OFF,
     ) -> _PointValues:
-        """Split a game's player values ``[n]`` and pair matrix ``[n, n]`` by modality."""
+        """Split a game's player values ``[n]``, pair matrix ``[n, n]`` and drops by modality."""
         names = list(labels)
         offsets = np.cumsum([0, *game.sizes])
         own = {name: slice(offsets[x], offsets[x + 1]) for x, name in enumerate(names)}
-        blocks = {(a, b): pairs[own[a], own[b]] for x, a in enumerate(names) for b in names[x + 1 :]}
-        cross = [
-            (a, i, labels[a][i], b, j, labels[b][j], float(block[i, j]))
-            for (a, b), block in blocks.items()
-            for i in range(block.shape[0])
-            for j in range(block.shape[1])
-        ]
-        zero = ROUND_OFF * max(1.0, abs(game.full_score - game.empty_score))
+        keys = [(a, b) for x, a in enumerate(names) for b in names[x + 1 :]]
+        blocks = {(a, b): pairs[own[a], own[b]] for a, b in keys}
+        joint_blocks = {(a, b): joint[own[a], own[b]] for a, b in keys}
+        cross = []
+        for a, b in keys:
+            d_i = single[own[a]][:, None]
+            d_j = single[own[b]][None, :]
+            gap = redundancy_gap(d_i, d_j, joint_blocks[(a, b)])
+            ratio = redundancy_ratio(d_i, d_j, joint_blocks[(a, b)])
+            synergistic = synergy(blocks[(a, b)], joint_blocks[(a, b)])
+            for i, j in np.ndindex(*blocks[(a, b)].shape):
+                cross.append(
+                    {
+                        "modality_a": a,
+                        "atom_a": i,
+                        "label_a": labels[a][i],
+                        "modality_b": b,
+                        "atom_b": j,
+                        "label_b": labels[b][j],
+                        "interaction": float(blocks[(a, b)][i, j]),
+                        "synergy": float(synergistic[i, j]),
+                        "redundancy": float(gap[i, j]),
+                        "ratio": float(ratio[i, j]),
+                    }
+                )
+        start = {name: int(offsets[x]) for x, name in enumerate(names)}
+        first = np.array([start[p["modality_a"]] + p["atom_a"] for p in cross], dtype=np.int64)
+        second = np.array([start[p["modality_b"]] + p["atom_b"] for p in cross], dtype=np.int64)
+        share = redundant_share(single[first], single[second], joint[first, second])
+        zero = round_off * max(1.0, abs(game.full_score - game.empty_score))
         return cls(
             first_order={name: values[own[name]] for name in names},
             pairs=blocks,
+            single_drop={name: single[own[name]] for name in names},
+            joint_drop=joint_blocks,
             score=game.full_score,
             empty_score=game.empty_score,
             within_modality_sum=sum(float(np.triu(pairs[own[n], own[n]], k=1).sum()) for n in names),
-            redundant_share=redundant_share(np.array([p[6] for p in cross])),
-            top_synergistic=_top_pairs(cross, top_k, 1.0, zero),
-            top_redundant=_top_pairs(cross, top_k, -1.0, zero),
+            redundant_share=share,
+            top_synergistic=_top_pairs(cross, "synergy", top_k, zero),
+            top_redundant=_top_pairs(cross, "redundancy", top_k, zero),
             budget_used=game.rows_scored,
             exact=exact,
         )
@@ -399,32 +498,39 @@ def _interactions(
 ) -> ShapleyInteractions:
     """The result: every sample's values padded with NaN to the batch's widest sample."""
     names = list(layouts)
-    first_order = {}
-    for name, layout in layouts.items():
-        weights = np.full((len(points), layout.max_atoms), np.nan)
-        for sample, point in enumerate(points):
-            weights[sample, : len(point.first_order[name])] = point.first_order[name]
-        spec = modality_spec(adapter, name)
-        first_order[name] = make_attribution(
-            "shapley_interaction", spec, layout, weights, resolved, parameters
-        )
-    pairs = {}
-    for a, b in points[0].pairs if points else []:
-        values = np.full((len(points), layouts[a].max_atoms, layouts[b].max_atoms), np.nan)
-        for sample, point in enumerate(points):
-            block = point.pairs[(a, b)]
-            values[sample, : block.shape[0], : block.shape[1]] = block
-        pairs[f"{a}|{b}"] = InteractionMap(
-            modality_a=a,
-            modality_b=b,
-            method="shapley_interaction",
-            labels_a=layouts[a].labels,
-            labels_b=layouts[b].labels,
-            values=values,
-            target=resolved.spec,
-            target_index=resolved.index.tolist(),
-            parameters=parameters,
-        )
+
+    def per_atom(field: str) -> dict[str, Any]:
+        out = {}
+        for name, layout in layouts.items():
+            weights = np.full((len(points), layout.max_atoms), np.nan)
+            for sample, point in enumerate(points):
+                own = getattr(point, field)[name]
+                weights[sample, : len(own)] = own
+            spec = modality_spec(adapter, name)
+            out[name] = make_attribution("shapley_interaction", spec, layout, weights, resolved, parameters)
+        return out
+
+    def per_pair(field: str) -> dict[str, InteractionMap]:
+        out = {}
+        for a, b in points[0].pairs if points else []:
+            values = np.full((len(points), layouts[a].max_atoms, layouts[b].max_atoms), np.nan)
+            for sample, point in enumerate(points):
+                block = getattr(point, field)[(a, b)]
+                values[sample, : block.shape[0], : block.shape[1]] = block
+            out[f"{a}|{b}"] = InteractionMap(
+                modality_a=a,
+                modality_b=b,
+                method="shapley_interaction",
+                labels_a=layouts[a].labels,
+                labels_b=layouts[b].labels,
+                values=values,
+                target=resolved.spec,
+                target_index=resolved.index.tolist(),
+                parameters=parameters,
+            )
+        return out
+
+    first_order, pairs = per_atom("first_order"), per_pair("pairs")
     return ShapleyInteractions(
         modalities=names,
         index=index,
@@ -442,19 +548,47 @@ def _interactions(
         target=resolved.spec,
         target_index=resolved.index.tolist(),
         parameters=parameters,
+        single_drop=per_atom("single_drop"),
+        joint_drop=per_pair("joint_drop"),
     )
 
 
-def _check_budget(players: list[int], approximator: str, index: str, budget: int) -> None:
-    """An :class:`InputError` when ``budget`` is below the minimum of the sample with the most players."""
-    n = max(players)
-    cost = None
-    if approximator in PERMUTATION and budget < 2**n:
-        cost = getattr(_shapiq(), approximator)(n=n, max_order=2, index=index).iteration_cost
-    needed = minimum_budget(n, approximator, cost)
-    if budget < needed:
-        raise InputError(
-            f"a sample has {n} players (atoms of the chosen modalities); {approximator} needs a budget of at "
-            f"least {needed} coalitions for order-2 interactions of {n} players, got {budget}",
-            argument="budget",
-        )
+def _resolve(adapter: Adapter, batch: Batch, target: Target) -> tuple[ResolvedTarget, np.ndarray, float]:
+    """The resolved target, the target score of every unmasked row, from one forward of the batch (the
+    rows that resolve the target are the grand coalitions of the games, so none is scored twice), and the
+    machine epsilon of the outputs' dtype."""
+    spec = normalise_target(target)
+    with torch.no_grad():
+        if isinstance(spec, list):
+            layer = spec[2] if len(spec) == 3 else None
+            outputs = adapter.features(batch, layer=layer)
+            check_range(spec[1], int(outputs.shape[1]), f"feature of layer {layer or 'penultimate'}")
+            index = torch.full((adapter.batch_size(batch),), spec[1], dtype=torch.int64)
+            resolved = ResolvedTarget("features", index, layer, spec)
+        else:
+            outputs = adapter.logits(batch)
+            resolved = resolve_target(adapter, batch, target, logits=outputs)
+        scores = resolved.select(outputs.detach()).to("cpu", torch.float64).numpy()
+    eps = float(torch.finfo(outputs.dtype).eps) if outputs.dtype.is_floating_point else 0.0
+    return resolved, scores, eps
+
+
+def _check_budget(sizes: list[list[int]], approximator: str, index: str, budget: int) -> None:
+    """An :class:`InputError` when ``budget`` is below the minimum of a sample (its players' order-2
+    unknowns plus its removal coalitions)."""
+    costs: dict[int, int | None] = {}
+    for modality_sizes in sizes:
+        n = sum(modality_sizes)
+        removals = len(removal_coalitions(modality_sizes)[0])
+        if n not in costs:
+            costs[n] = None
+            if approximator in PERMUTATION and budget < 2**n:
+                costs[n] = getattr(_shapiq(), approximator)(n=n, max_order=2, index=index).iteration_cost
+        needed = minimum_budget(n, approximator, costs[n], removals)
+        if budget < needed:
+            raise InputError(
+                f"a sample has {n} players (atoms of the chosen modalities); {approximator} needs a budget "
+                f"of at least {needed} model rows for order-2 interactions of {n} players and their "
+                f"{removals} removal coalitions, got {budget}",
+                argument="budget",
+            )

@@ -245,22 +245,32 @@ class ShapleyInteractions(Result):
         first_order: per modality, the first-order values of its atoms (an :class:`Attribution`, target
             units). For SII these are the Shapley values; for k-SII, STII and FSII they are the first-order
             part of an explanation whose first-order and pair values add up to ``v(N) - v(empty)``.
-        pairs: per pair of modalities ``"a|b"`` (player order), the :class:`InteractionMap` of pair values
-            ``I_ij`` (target units): positive = synergy, negative = redundancy.
+        pairs: per pair of modalities ``"a|b"`` (player order), the :class:`InteractionMap` of the signed
+            pair values ``I_ij`` (target units). Their sign follows the output's as well as the kind of
+            interaction (a product ``x_i x_j`` gives ``I_ij = x_i x_j``, negative where the product is);
+            :meth:`synergy` and :meth:`redundancy_gap` are the sign-invariant scores.
         score: float64 ``[B]``: the target score with every atom present, ``f(x)``.
         empty_score: float64 ``[B]``: the target score with every player masked.
         within_modality_sum: float64 ``[B]``: the sum of the pair values of same-modality pairs (with the
             first-order and cross-modal values, this completes the efficiency sum of k-SII, STII, FSII).
-        redundant_share: float64 ``[B]``: ``sum max(0, -I) / sum |I|`` over the cross-modal pairs (0 = all
-            synergy, 1 = all redundancy; NaN: no cross-modal interaction).
-        top_synergistic, top_redundant: per sample, up to ``top_k`` cross-modal pairs with the largest
-            positive (negative) value: dicts with ``modality_a``, ``atom_a``, ``label_a``, the same for
-            ``b``, and ``value``; values within ``1e-9 * max(1, |v(N) - v(empty)|)`` of zero are
-            round-off and never listed.
-        budget_used: per sample, the coalitions the model scored (never more than ``parameters["budget"]``).
+        redundant_share: float64 ``[B]``: the redundant part of the cross-modal removal interactions at
+            ``x``, ``sum_ij redundancy_gap_ij / sum_ij |d_i + d_j - d_ij|`` (0 = none substitutable, 1 = all;
+            NaN: no cross-modal interaction).
+        top_synergistic: per sample, up to ``top_k`` cross-modal pairs with the largest :meth:`synergy`;
+            dicts with ``modality_a``, ``atom_a``, ``label_a``, the same for ``b``, ``value`` (the synergy)
+            and ``interaction`` (the signed ``I_ij``).
+        top_redundant: the same for the largest :meth:`redundancy_gap`, with ``value`` (the gap),
+            ``ratio`` (:meth:`redundancy_ratio`) and ``interaction``. Scores within
+            ``max(1e-9, 16 eps) * max(1, |v(N) - v(empty)|)`` of zero (``eps`` of the model's output
+            dtype) are round-off and never listed.
+        budget_used: per sample, the model rows scored for it, the target's resolution row and the masking
+            rows of the drops included (never more than ``parameters["budget"]``).
         exact: per sample, whether every coalition was scored (exact values).
         approximator: the shapiq approximator used for the samples that were not exact.
         target, target_index, parameters: as in :class:`Attribution`.
+        single_drop: per modality, ``d_i = f(x) - f(x without i)`` of each atom (an :class:`Attribution`,
+            target units).
+        joint_drop: per pair of modalities ``"a|b"``, ``d_ij = f(x) - f(x without i and j)``.
     """
 
     result_type: ClassVar[str] = "shapley_interactions"
@@ -283,6 +293,8 @@ class ShapleyInteractions(Result):
     extras: dict[str, Any] = field(default_factory=dict)
     method: str = "shapley_interaction"
     units: str = "target"
+    single_drop: dict[str, Attribution] = field(default_factory=dict)
+    joint_drop: dict[str, InteractionMap] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("score", "empty_score", "within_modality_sum", "redundant_share"):
@@ -290,21 +302,67 @@ class ShapleyInteractions(Result):
 
     def pair(self, modality_a: str, modality_b: str) -> np.ndarray:
         """Pair values ``[B, A_a, A_b]`` between two modalities (either order)."""
-        if f"{modality_a}|{modality_b}" in self.pairs:
-            return self.pairs[f"{modality_a}|{modality_b}"].values
-        if f"{modality_b}|{modality_a}" in self.pairs:
-            return np.swapaxes(self.pairs[f"{modality_b}|{modality_a}"].values, 1, 2)
-        raise KeyError(f"no pair map for {modality_a!r} and {modality_b!r}; have {sorted(self.pairs)}")
+        return _oriented(self.pairs, modality_a, modality_b)
+
+    def drops(self, modality_a: str, modality_b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``d_i [B, A_a, 1]``, ``d_j [B, 1, A_b]`` and ``d_ij [B, A_a, A_b]`` (broadcastable)."""
+        if not self.joint_drop:
+            raise KeyError("this result has no removal drops (it was saved before they were measured)")
+        single_a = self.single_drop[modality_a].weights[:, :, None]
+        single_b = self.single_drop[modality_b].weights[:, None, :]
+        return single_a, single_b, _oriented(self.joint_drop, modality_a, modality_b)
 
     def redundancy_gap(self, modality_a: str, modality_b: str) -> np.ndarray:
-        """The redundancy gap of every cross-modal pair, ``-I_ij`` (our reading of FL-I2MoE; see
-        :mod:`multiviz.methods.shapley_interaction`)."""
-        return redundancy_gap(self.pair(modality_a, modality_b))
+        """Substitutability of every cross-modal pair ``[B, A_a, A_b]`` (target units, >= 0); see
+        :func:`redundancy_gap` and :mod:`multiviz.methods.shapley_interaction`."""
+        return redundancy_gap(*self.drops(modality_a, modality_b))
+
+    def redundancy_ratio(self, modality_a: str, modality_b: str) -> np.ndarray:
+        """The redundancy gap as a share of the joint drop, in ``[0, 1]`` (:func:`redundancy_ratio`)."""
+        return redundancy_ratio(*self.drops(modality_a, modality_b))
+
+    def synergy(self, modality_a: str, modality_b: str) -> np.ndarray:
+        """``max(0, sign(d_ij) I_ij)`` of every cross-modal pair (:func:`synergy`)."""
+        return synergy(self.pair(modality_a, modality_b), self.drops(modality_a, modality_b)[2])
 
 
-def redundancy_gap(pair_values: np.ndarray) -> np.ndarray:
-    """``-I_ij``: separate gains minus joint gain, index-weighted (positive = redundant, substitutable)."""
-    return -np.asarray(pair_values, dtype=np.float64)
+def _oriented(maps: dict[str, InteractionMap], modality_a: str, modality_b: str) -> np.ndarray:
+    if f"{modality_a}|{modality_b}" in maps:
+        return maps[f"{modality_a}|{modality_b}"].values
+    if f"{modality_b}|{modality_a}" in maps:
+        return np.swapaxes(maps[f"{modality_b}|{modality_a}"].values, 1, 2)
+    raise KeyError(f"no pair map for {modality_a!r} and {modality_b!r}; have {sorted(maps)}")
+
+
+def redundancy_gap(drop_i: Any, drop_j: Any, drop_ij: Any) -> np.ndarray:
+    """``max(0, |d_ij| - s (d_i + d_j))`` with ``s = sign(d_ij)``: the part of the pair's joint drop that
+    neither atom's own drop accounts for, the evidence each atom can carry in the other's place.
+
+    ``d_i = f(x) - f(x without i)``, ``d_j`` alike, ``d_ij = f(x) - f(x without i and j)``. Equivalently
+    ``max(0, -s Delta_ij)`` with ``Delta_ij = d_i + d_j - d_ij`` the removal second difference at ``x``.
+    Unchanged when the output changes sign; a product ``x_i x_j`` (``d_i = d_j = d_ij``) and an additive
+    pair (``d_ij = d_i + d_j``) give 0; ``max(x_i, x_j)`` of positive inputs over a zero baseline gives
+    ``min(x_i, x_j)``. NaN stays NaN (padding)."""
+    d_i, d_j, d_ij = (np.asarray(d, dtype=np.float64) for d in (drop_i, drop_j, drop_ij))
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(d_ij) - np.sign(d_ij) * (d_i + d_j)
+        return np.where(np.isnan(gap), np.nan, np.maximum(gap, 0.0))
+
+
+def redundancy_ratio(drop_i: Any, drop_j: Any, drop_ij: Any) -> np.ndarray:
+    """``min(1, redundancy_gap / |d_ij|)``: the shared share of the joint drop (0 where ``d_ij = 0``)."""
+    gap = redundancy_gap(drop_i, drop_j, drop_ij)
+    joint = np.abs(np.asarray(drop_ij, dtype=np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(joint > 0, np.minimum(1.0, gap / np.where(joint > 0, joint, 1.0)), gap * 0.0)
+
+
+def synergy(pair_values: Any, drop_ij: Any) -> np.ndarray:
+    """``max(0, sign(d_ij) I_ij)``: the pair interaction in the direction the pair moves the score at ``x``
+    (a product ``x_i x_j`` gives ``|x_i x_j|`` whatever its sign; a maximum, ``I_ij = -min``, gives 0)."""
+    values = np.asarray(pair_values, dtype=np.float64) * np.sign(np.asarray(drop_ij, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(values), np.nan, np.maximum(values, 0.0))
 
 
 def _variance_ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
