@@ -64,6 +64,10 @@ def run(quick: bool) -> BenchmarkResult:
     path_seconds = time.perf_counter() - started
     iterations = [s.iterations for s in path.steps]
     selected = path.steps[path.selected]
+    per_class = path.nonzero_per_class
+    # the old rule's choice, read off the same step records (no refit)
+    best = max(range(n_lambdas), key=lambda k: (path.steps[k].val_fidelity, -k))
+    best_step = path.steps[best]
     cases = [
         Case(
             name=f"full path, {n:,} x {d} x {classes} classes, {n_lambdas} lambdas ({device})",
@@ -73,8 +77,20 @@ def run(quick: bool) -> BenchmarkResult:
                 "epochs (total)": sum(iterations),
                 "epochs per lambda (mean)": sum(iterations) / n_lambdas,
                 "epochs (max lambda)": max(iterations),
+                "selection": path.selection,
                 "selected nonzero features": selected.nonzero_features,
+                "selected nonzero weights": selected.nonzero_weights,
                 "selected val fidelity": selected.val_fidelity,
+                "selected nonzero per class (mean)": float(per_class.mean()),
+                "selected nonzero per class (max)": int(per_class.max()),
+                "rescued classes": len(path.rescued_classes),
+                "classes with no weight on the path": len(path.empty_classes) - len(path.rescued_classes),
+                "best-fidelity nonzero weights": best_step.nonzero_weights,
+                "best-fidelity val fidelity": best_step.val_fidelity,
+                "best-fidelity classes without weights": len(path.classes)
+                - (best_step.classes_with_features or 0),
+                "selection candidates (peak)": path.extras["selection_peak_candidates"],
+                "selection candidates MB (peak)": path.extras["selection_peak_bytes"] / 2**20,
                 "lambdas not converged": sum(not s.converged for s in path.steps),
             },
         )

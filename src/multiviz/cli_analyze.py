@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from multiviz.cli_common import open_checkpoint
+from multiviz.cli_common import class_name, open_checkpoint
 from multiviz.data.split_batches import SplitBatches, check_split
-from multiviz.errors import CheckpointError, InputError
+from multiviz.errors import CapabilityError, CheckpointError, InputError
 from multiviz.io import atomic_write_text
 from multiviz.results import Attribution, Attributions, Disentanglement, InteractionMap, Result
 
@@ -55,6 +55,21 @@ def sparse(
     ] = 0.99,
     eps: Annotated[float, typer.Option(help="The path ends at eps * lambda_max.")] = 1e-3,
     lambdas: Annotated[int, typer.Option(help="Number of lambdas on the path.")] = 100,
+    selection: Annotated[
+        str,
+        typer.Option(
+            help="How lambda is chosen: sparsest_within (the sparsest model within --fidelity-tolerance of "
+            "the best validation fidelity), best_fidelity, or features_per_class (needs "
+            "--features-per-class)."
+        ),
+    ] = "sparsest_within",
+    fidelity_tolerance: Annotated[
+        float, typer.Option(help="Validation fidelity sparsest_within gives up for sparsity (a share).")
+    ] = 0.01,
+    features_per_class: Annotated[
+        float | None,
+        typer.Option(help="features_per_class: the most mean non-zero weights per class (Wong et al.)."),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", "--top", help="Top features shown per class.")] = 5,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Write the SparsePath JSON here.")] = None,
@@ -72,26 +87,54 @@ def sparse(
         l1_ratio=l1_ratio,
         eps=eps,
         n_lambdas=lambdas,
+        selection=selection,
+        fidelity_tolerance=fidelity_tolerance,
+        target_features_per_class=features_per_class,
         device=device,
         show_progress=True,
     )
     chosen = path.steps[path.selected]
+    if path.selection == "sparsest_within":
+        rule = f"the sparsest lambda within {fidelity_tolerance:.2%} of the best validation fidelity"
+    elif path.selection == "features_per_class":
+        rule = f"the densest lambda with at most {features_per_class} non-zero weights per class on average"
+    else:
+        rule = "the best validation fidelity"
     console.print(
-        f"selected lambda {chosen.lam:.4g} (#{path.selected + 1} of {len(path.lambdas)}): "
-        f"{chosen.nonzero_features} of {len(path.feature_indices)} features, validation fidelity "
-        f"{chosen.val_fidelity:.2%}"
+        f"selected lambda {chosen.lam:.4g} (#{path.selected + 1} of {len(path.lambdas)}; {rule}): "
+        f"{chosen.nonzero_features} of {len(path.feature_indices)} features, "
+        f"{chosen.nonzero_weights} weights, validation fidelity {chosen.val_fidelity:.2%}"
         + (f", accuracy {chosen.val_accuracy:.2%}" if chosen.val_accuracy is not None else "")
     )
+    per_class = path.nonzero_per_class
+    console.print(
+        f"non-zero weights per class: mean {per_class.mean():.2f}, max {per_class.max()}; "
+        f"{len(path.empty_classes)} of {len(path.classes)} classes have none at this lambda"
+    )
+    top_fidelity = max(s.val_fidelity for s in path.steps)
+    best = next(k for k, s in enumerate(path.steps) if s.val_fidelity == top_fidelity)
+    if best != path.selected:
+        console.print(
+            f"(the best validation fidelity on the path, {top_fidelity:.2%}, is at lambda #{best + 1} with "
+            f"{path.steps[best].nonzero_weights} weights)"
+        )
     if path.dropped_features:
         console.print(f"constant features left out: {path.dropped_features}")
-    table = Table(title="top features per class (weight per standardised feature)")
+    table = Table(
+        title="top features per class (weight per standardised feature; * rescued: the class has no weight "
+        "at the selected lambda, shown from the first lambda where it has one)"
+    )
     table.add_column("class")
     table.add_column("features: weight")
     for class_id in path.classes:
-        table.add_row(
-            str(class_id), ", ".join(f"z{j}: {w:+.3f}" for j, w in path.top_features(class_id, top_k))
-        )
+        top = path.top_features(class_id, top_k)
+        shown = ", ".join(f"z{j}: {w:+.3f}" for j, w in top) or "(no weight anywhere on the path)"
+        if top.rescued:
+            shown = f"* from lambda #{top.step + 1} ({top.lam:.4g}): {shown}"
+        table.add_row(class_name(data, int(class_id)) + (" *" if top.rescued else ""), shown)
     console.print(table)
+    if path.rescued_classes:
+        console.print(f"rescued classes (*): {path.rescued_classes}")
     _write_json(output, path)
 
 
@@ -127,6 +170,7 @@ def errors(
         seed=seed,
     )
     console.print(f"error rate on '{labelled}': {result.error_rate:.2%} of {result.n_labelled:,} points")
+    _print_confusions(data, labels, logits.argmax(axis=1), labelled)
     table = Table(title="features most linked to errors (log-odds per standardised |z_j|)")
     table.add_column("feature")
     table.add_column("weight", justify="right")
@@ -146,6 +190,23 @@ def errors(
     outcome.add_row("(whole pool)", f"{pool_wrong.mean():.1%}", style="dim")
     console.print(outcome)
     _write_json(output, result)
+
+
+def _print_confusions(data: Any, labels: np.ndarray, predicted: np.ndarray, split: str, top: int = 5) -> None:
+    """The ``top`` most frequent (answer, model's answer) pairs among the errors on ``split``, by name;
+    ties: the lower (answer, prediction) first."""
+    wrong = labels != predicted
+    if not wrong.any():
+        return
+    pairs, counts = np.unique(np.stack([labels[wrong], predicted[wrong]], 1), axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:top]
+    table = Table(title=f"most frequent errors on '{split}'")
+    for column in ("answer", "model's answer", "points"):
+        table.add_column(column, justify="right" if column == "points" else "left")
+    for i in order:
+        truth, guess = (int(c) for c in pairs[i])
+        table.add_row(class_name(data, truth), class_name(data, guess), f"{int(counts[i]):,}")
+    console.print(table)
 
 
 @analyze_app.command("global")
@@ -185,23 +246,47 @@ def global_(
     rows = SplitBatches(data, split, [m.name for m in adapter.modalities], batch_size=1)
     result = global_analysis(adapter, rows.rows, store, feature, top_k=top_k, method=method)
     labels = data.splits[split]["label"]
-    for title, ranked, values, explanations in (
-        ("largest", result.top_rows, result.top_values, result.top_explanations),
-        ("smallest", result.bottom_rows, result.bottom_values, result.bottom_explanations),
+    for end, title, ranked, values, explanations in (
+        ("top", "largest", result.top_rows, result.top_values, result.top_explanations),
+        ("bottom", "smallest", result.bottom_rows, result.bottom_values, result.bottom_explanations),
     ):
         table = Table(title=f"the {len(ranked)} '{split}' points with the {title} z{feature}")
         table.add_column("rank", justify="right")
         table.add_column("row", justify="right")
         table.add_column(f"z{feature}", justify="right")
-        table.add_column("label", justify="right")
+        table.add_column("label")
         columns = _explanation_columns(explanations)
         for name in columns:
             table.add_column(f"{name} ({method})")
         for rank, (row, value) in enumerate(zip(ranked, values, strict=True)):
             atoms = [describe(rank) for describe in columns.values()]
-            table.add_row(str(rank + 1), str(row), f"{value:+.4g}", str(int(labels[row])), *atoms)
+            label = class_name(data, int(labels[row]))
+            table.add_row(str(rank + 1), str(row), f"{value:+.4g}", label, *atoms)
         console.print(table)
+        tie = _tie_note(result, end, len(store))
+        if tie:
+            console.print(tie, style="yellow")
     _write_json(output, result)
+
+
+def _tie_note(result: Any, end: str, n_rows: int) -> str:
+    """What to say when the rows shown at ``end`` of a :class:`FeatureExtremes` were picked among ties
+    by row order (empty when they were not)."""
+    values = result.top_values if end == "top" else result.bottom_values
+    ties = result.top_ties if end == "top" else result.bottom_ties
+    if not result.ties_broken(end):
+        return ""
+    value, shown = values[-1], sum(v == values[-1] for v in values)
+    who = f"all {ties:,} rows" if ties == n_rows else f"{ties:,} of the {n_rows:,} rows"
+    if result.all_tied(end):
+        return (
+            f"{who} tie at z{result.feature} = {value:g}; the {shown} shown are the first by row order, "
+            "not more extreme than the others"
+        )
+    return (
+        f"{who} tie at z{result.feature} = {value:g} (the last value shown); the {shown} of them shown "
+        "are the first by row order"
+    )
 
 
 @analyze_app.command("emap")
@@ -273,12 +358,16 @@ def _explanation_columns(explanation: Result) -> dict[str, Callable[[int], str]]
 
 
 def _top_atom(attribution: Attribution, sample: int) -> str:
-    """``label (weight)`` of the atom with the largest absolute weight for ``sample``, or ``-``."""
+    """``label (weight)`` of the atom with the largest absolute weight for ``sample`` (the first in atom
+    order among ties, with ``+ N tied`` after it), ``- (all 0)`` when every weight is 0, or ``-``."""
     pairs = [(label, weight) for label, weight in attribution.sample(sample) if np.isfinite(weight)]
     if not pairs:
         return "-"
-    label, weight = max(pairs, key=lambda pair: abs(pair[1]))
-    return f"{label} ({weight:+.3g})"
+    label, weight = max(pairs, key=lambda pair: abs(pair[1]))  # max keeps the first of a tie
+    if weight == 0:
+        return "- (all 0)"
+    tied = sum(abs(w) == abs(weight) for _, w in pairs) - 1
+    return f"{label} ({weight:+.3g})" + (f" + {tied} tied" if tied else "")
 
 
 def _top_pair(interaction: InteractionMap, sample: int) -> str:
@@ -299,8 +388,15 @@ def relevance_(
 ) -> None:
     """Relevance of each modality and combination: beta of an Ip-norm fusion model (Ledent et al.)."""
     from multiviz.models import subset_relevance
+    from multiviz.models.ip_norm import IpNormFusion
 
     adapter, _ = open_checkpoint(checkpoint, "cpu")
+    if not isinstance(adapter.model, IpNormFusion):
+        raise CapabilityError(
+            f"{checkpoint} holds a {type(adapter.model).__name__} model; relevance per subset is defined "
+            "for Ip-norm fusion models only (train the easy-vqa-ipnorm or easy-vqa-ibn preset); for how "
+            f"multimodal this model is, run `multiviz analyze emap {checkpoint}`"
+        )
     result = subset_relevance(adapter)
     table = Table(title=f"relevance per subset (p = {result.p:g}, {result.normalisation}; beta_I / sum beta)")
     for column in ("subset", "relevance", "beta", "||W_I||"):

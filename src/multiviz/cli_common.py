@@ -115,8 +115,33 @@ class MultivizGroup(TyperGroup):
 def open_checkpoint(path: Path, device: str) -> tuple[TorchAdapter, TrainingData]:
     """The CLI's one checkpoint loader: the checkpoint's adapter on ``device`` and the data set its
     training metadata records. A missing or corrupted checkpoint is a ``CheckpointError`` naming the path
-    (see :func:`multiviz.training.load_checkpoint`)."""
+    (see :func:`multiviz.training.load_checkpoint`).
+
+    The adapter's modalities are the data set's when they describe the same inputs (same names and kinds,
+    in order): a checkpoint cannot store a tokenizer, so its text modalities would label question atoms by
+    token id (``[3609]``); the data set's carry it and label them by word. Use ``data.class_names`` (see
+    :func:`class_name`) for the answers.
+    """
+    from multiviz.adapters import TorchAdapter
     from multiviz.training import checkpoint_dataset, load_checkpoint
 
     loaded = load_checkpoint(path, device=device)
-    return loaded.adapter, checkpoint_dataset(loaded)
+    data = checkpoint_dataset(loaded)
+    adapter = loaded.adapter
+    described = [(m.name, m.modality_kind) for m in adapter.modalities]
+    if [(m.name, m.modality_kind) for m in data.modalities] == described:
+        adapter = TorchAdapter(
+            adapter.model,
+            data.modalities,
+            arguments=adapter.arguments,
+            embeddings=adapter.embedding_modules,
+            head=adapter.head,
+            extra_arguments=adapter.extra_arguments,
+        )
+    return adapter, data
+
+
+def class_name(data: TrainingData, label: int) -> str:
+    """The name of class ``label`` of ``data`` (its ``class_names``), or the index when it has none."""
+    names = data.class_names
+    return names[label] if names is not None and 0 <= label < len(names) else str(label)

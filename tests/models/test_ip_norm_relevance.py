@@ -78,4 +78,5 @@ def test_analyze_relevance_refuses_a_model_without_blocks(tmp_path):
     path = save_checkpoint(tmp_path / "mlp", TorchAdapter(model, dime_modalities()), metadata)
     result = CliRunner().invoke(app, ["analyze", "relevance", str(path)])
     assert result.exit_code == 2
-    assert "expected an Ip-norm fusion model" in result.output
+    assert "relevance per subset is defined for Ip-norm fusion models only" in result.output
+    assert "multiviz analyze emap" in result.output and "Traceback" not in result.output

@@ -3,9 +3,12 @@
 ``fit_sparse_path`` standardises the features, fits the multinomial elastic net at ``n_lambdas`` values
 log-spaced from ``lambda_max`` (closed form: the smallest lambda with all weights zero) to
 ``eps * lambda_max`` with warm starts and sequential strong-rule screening plus KKT checks (Tibshirani
-et al. 2012), and picks the lambda whose model agrees best with the explained model on held-out rows
-(validation fidelity). Everything runs on the device of ``device`` (the GPU when given one).
-The math lives in :mod:`multiviz.prediction.elastic_net`.
+et al. 2012), and picks a lambda by an explicit rule (``selection``, :mod:`multiviz.prediction.selection`;
+default the sparsest model whose validation fidelity, its agreement with the explained model on held-out
+rows, is within ``fidelity_tolerance`` of the best on the path). The rule is decided from the per-lambda
+statistics during the one walk down the path: the weights of the lambdas that can still be chosen are kept
+as sparse CPU copies, nothing is refitted and the data are read once. Everything runs on the device of
+``device`` (the GPU when given one). The math lives in :mod:`multiviz.prediction.elastic_net`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from multiviz.prediction.elastic_net import (
     null_solution,
     strong_rule_active,
 )
+from multiviz.prediction.selection import SELECTIONS, Candidates, FirstFeatures, Rule, choose_lambda
 from multiviz.progress import progress_bar
 from multiviz.results.prediction import LambdaStep, SparsePath
 
@@ -56,6 +60,9 @@ SPARSE_PATH_PARAMS: dict[str, Constraint] = {
     "max_iterations": Integer(1),
     "constant_features": Options(CONSTANT_FEATURES),
     "dtype": Options(DTYPES),
+    "selection": Options(SELECTIONS),
+    "fidelity_tolerance": Real(0.0, 1.0),
+    "target_features_per_class": Optional(Real(0.0, None, closed="neither")),
     "show_progress": Boolean(),
 }
 
@@ -81,6 +88,9 @@ def fit_sparse_path(
     constant_features: str = "drop",
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float32,
+    selection: str = "sparsest_within",
+    fidelity_tolerance: float = 0.01,
+    target_features_per_class: float | None = None,
     show_progress: bool = False,
 ) -> SparsePath:
     """Fit the elastic-net regularisation path explaining ``predictions`` from ``features``.
@@ -105,7 +115,23 @@ def fit_sparse_path(
         constant_features: ``"drop"`` (with a warning; listed in ``dropped_features``) or ``"error"``.
         device: where to solve (``"cuda"`` for the GPU); default the features' device.
         dtype: the solver's float type (float32 is fast; float64 for tight comparisons).
+        selection: how lambda is chosen, from the per-lambda statistics (no second pass over the data):
+            ``"sparsest_within"`` (default): the fewest non-zero weights among the lambdas whose validation
+            fidelity is within ``fidelity_tolerance`` of the best on the path (inclusive; ties: the larger
+            lambda), a one-standard-error-like rule that trades a little fidelity for sparsity;
+            ``"best_fidelity"``: the highest validation fidelity (ties: the larger lambda; the rule
+            before, which drifts to the densest model); ``"features_per_class"``: the densest lambda whose
+            mean number of non-zero weights per class is at most ``target_features_per_class`` (Wong et
+            al. 2021; the sparsest lambda when none is that sparse). See :mod:`multiviz.prediction.selection`.
+        fidelity_tolerance: the fidelity (a share of validation points, in ``[0, 1]``) that
+            ``"sparsest_within"`` gives up for sparsity; default 0.01.
+        target_features_per_class: the mean non-zero weights per class of ``"features_per_class"``
+            (required by it, refused by the other rules).
         show_progress: draw a transient progress bar over the lambdas.
+
+    Whatever the rule, no class is left without features: a class with no non-zero weight at the chosen
+    lambda is listed in ``rescued_classes`` with its weights at the first lambda of the path where it has
+    any (``SparsePath.top_features`` returns those, flagged ``rescued``).
     """
     given = {
         "target": target,
@@ -119,9 +145,20 @@ def fit_sparse_path(
         "max_iterations": max_iterations,
         "constant_features": constant_features,
         "dtype": dtype,
+        "selection": selection,
+        "fidelity_tolerance": fidelity_tolerance,
+        "target_features_per_class": target_features_per_class,
         "show_progress": show_progress,
     }
     settings = validate_params(SPARSE_PATH_PARAMS, given, method="fit_sparse_path")
+    wants_target = settings["selection"] == "features_per_class"
+    if wants_target != (settings["target_features_per_class"] is not None):
+        raise InputError(
+            "target_features_per_class is needed by selection='features_per_class' and only by it; got "
+            f"selection={settings['selection']!r}, target_features_per_class="
+            f"{settings['target_features_per_class']!r}",
+            argument="target_features_per_class",
+        )
     x_all, y_all, label_all = _validate(features, predictions, labels, settings["target"], device)
     problem = _prepare(x_all, y_all, label_all, settings)
     return _fit_path(problem, settings)
@@ -206,7 +243,8 @@ def _prepare(x_all: Tensor, y_all: Tensor, label_all: Tensor | None, settings: d
 
 
 def _fit_path(problem: _Problem, settings: dict[str, Any]) -> SparsePath:
-    """Walk the lambdas from ``lambda_max`` down with warm starts; keep the best validation fidelity."""
+    """Walk the lambdas from ``lambda_max`` down with warm starts; keep the weights of the steps the rule
+    may still choose, and each class's first non-zero column, as they go by."""
     x_train, y_train = problem.x_train, problem.y_train
     n_classes, l1_ratio = len(problem.classes), settings["l1_ratio"]
     gradient = null_gradient(x_train, y_train, n_classes)
@@ -217,7 +255,14 @@ def _fit_path(problem: _Problem, settings: dict[str, Any]) -> SparsePath:
     iterate = _Iterate(weight, null_solution(y_train, n_classes, x_train.dtype), gradient, cap)
     previous_lam = lambdas[0]
     steps: list[LambdaStep] = []
-    best: tuple[float, int, Tensor, Tensor] | None = None
+    target = settings["target_features_per_class"]
+    rule = Rule(
+        settings["selection"],
+        settings["fidelity_tolerance"],
+        None if target is None else target * n_classes,
+    )
+    candidates = Candidates(rule)
+    first = FirstFeatures(n_classes)
     with progress_bar(show=settings["show_progress"]) as progress:
         task = progress.add_task("elastic-net path", total=len(lambdas))
         for index, lam in enumerate(lambdas):
@@ -225,9 +270,12 @@ def _fit_path(problem: _Problem, settings: dict[str, Any]) -> SparsePath:
             iterate, train_logits, rounds = _fit_lambda(
                 problem, iterate, lam, previous_lam, lipschitz_cap=cap, lam_max=lam_max, settings=settings
             )
-            steps.append(_lambda_step(problem, lam, iterate, train_logits, rounds, l1_ratio, started))
-            if best is None or steps[-1].val_fidelity > best[0]:
-                best = (steps[-1].val_fidelity, index, iterate.weight.clone(), iterate.intercept.clone())
+            per_class = (iterate.weight != 0).sum(dim=0).cpu().numpy()
+            steps.append(
+                _lambda_step(problem, lam, iterate, train_logits, rounds, l1_ratio, started, per_class)
+            )
+            candidates.offer(index, steps, iterate.weight, iterate.intercept)
+            first.update(index, iterate.weight, per_class)
             previous_lam = lam
             progress.update(
                 task,
@@ -235,8 +283,7 @@ def _fit_path(problem: _Problem, settings: dict[str, Any]) -> SparsePath:
                 description=f"lambda {index + 1}: {steps[-1].nonzero_features} features, "
                 f"val fidelity {steps[-1].val_fidelity:.3f}",
             )
-    assert best is not None
-    return _path_result(problem, settings, lam_max, lambdas, steps, best)
+    return _path_result(problem, settings, lam_max, lambdas, steps, rule, candidates, first)
 
 
 def _fit_lambda(
@@ -302,6 +349,7 @@ def _lambda_step(
     cost: _Rounds,
     l1_ratio: float,
     started: float,
+    per_class: np.ndarray,
 ) -> LambdaStep:
     """The statistics of one point of the path (fidelities, accuracies, objective, sparsity, cost)."""
     train_fidelity, train_accuracy = problem.scores(train_logits, problem.train_rows)
@@ -324,6 +372,8 @@ def _lambda_step(
         kkt_rounds=cost.rounds,
         converged=cost.converged,
         seconds=time.perf_counter() - started,
+        classes_with_features=int((per_class > 0).sum()),
+        max_nonzero_per_class=int(per_class.max()),
     )
 
 
@@ -333,11 +383,23 @@ def _path_result(
     lam_max: float,
     lambdas: list[float],
     steps: list[LambdaStep],
-    best: tuple[float, int, Tensor, Tensor],
+    rule: Rule,
+    candidates: Candidates,
+    first: FirstFeatures,
 ) -> SparsePath:
-    """The :class:`SparsePath`: the selected model on the CPU in float64, with the resolved parameters."""
-    _, selected, weight, intercept = best
-    weight_index, weight_values = SparsePath.sparse_weight(weight.to("cpu", torch.float64).numpy())
+    """The :class:`SparsePath`: the selected model on the CPU in float64, with the resolved parameters and
+    the first non-zero weights of the classes it leaves empty."""
+    selected = choose_lambda(steps, rule)
+    weight, intercept = candidates.weights(selected)
+    weight_index, weight_values = SparsePath.sparse_weight(weight)
+    empty = np.flatnonzero(~(weight != 0).any(axis=0))
+    rescued = [int(c) for c in empty if first.step[c] >= 0]
+    pairs = [
+        (np.stack([first.columns[c][0], np.full(first.columns[c][0].size, c)], axis=1), first.columns[c][1])
+        for c in rescued
+    ]
+    rescue_index = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros((0, 2), dtype=np.int64)
+    rescue_values = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0)
     parameters: dict[str, Any] = {
         name: settings[name] for name in SPARSE_PATH_PARAMS if name not in ("target", "show_progress")
     }
@@ -351,15 +413,24 @@ def _path_result(
         selected=selected,
         weight_index=weight_index,
         weight_values=weight_values,
-        intercept=intercept.to("cpu", torch.float64).numpy(),
+        intercept=intercept,
         feature_indices=kept.tolist(),
         dropped_features=problem.dropped,
         feature_mean=problem.mean[kept].to("cpu", torch.float64).numpy(),
         feature_std=problem.std[kept].to("cpu", torch.float64).numpy(),
         classes=problem.classes,
         target=settings["target"],
+        rescued_classes=[problem.classes[c] for c in rescued],
+        rescue_steps=[int(first.step[c]) for c in rescued],
+        rescue_weight_index=rescue_index,
+        rescue_weight_values=rescue_values,
         parameters=parameters,
-        extras={"n_train": int(problem.train_rows.numel()), "n_val": int(problem.val_rows.numel())},
+        extras={
+            "n_train": int(problem.train_rows.numel()),
+            "n_val": int(problem.val_rows.numel()),
+            "selection_peak_candidates": candidates.peak_candidates,
+            "selection_peak_bytes": candidates.peak_bytes,
+        },
     )
 
 

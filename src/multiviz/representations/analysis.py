@@ -78,7 +78,8 @@ def top_activating(
     """``(rows, values)`` of the ``top_k`` largest (or smallest) activations of ``feature``, most extreme
     first (``top_k`` was called ``k``).
 
-    Streams the store one shard column at a time; ties keep the earlier row first.
+    Streams the store one shard column at a time; ties keep the earlier row first (:func:`count_equal`
+    on the last value says how many rows share it).
     """
     given = {"feature": feature, "top_k": top_k, "largest": largest}
     checked = validate_params({name: ANALYSIS_PARAMS[name] for name in given}, given, method="top_activating")
@@ -96,6 +97,17 @@ def top_activating(
         order = np.lexsort((best_rows, -best_values))[:k]
         best_rows, best_values = best_rows[order], best_values[order]
     return best_rows, best_values * (1.0 if largest else -1.0)
+
+
+def count_equal(store: FeatureStore, feature: int, value: float) -> int:
+    """How many rows of ``store`` have activation ``value`` for ``feature`` (exactly; streamed shard by
+    shard). With the value of the k-th row of :func:`top_activating`, it says whether ties were broken."""
+    if not 0 <= feature < store.n_features:
+        raise InputError(f"expected 0 <= feature < {store.n_features}, got {feature}", argument="feature")
+    return sum(
+        int(np.count_nonzero(np.asarray(shard[:, feature], dtype=np.float64) == value))
+        for _, shard in store.shards()
+    )
 
 
 def _first_k_largest(values: np.ndarray, k: int) -> np.ndarray:
@@ -125,6 +137,10 @@ def global_analysis(
 
     ``dataset`` is one tensor per key with the rows first, or a function from row indices (int64) to the
     model batch of those rows (for data sets whose rows are gathered, e.g. easy-VQA's image indices).
+
+    Ties are broken by row order (the earlier row first) and counted: ``top_ties`` / ``bottom_ties`` of the
+    result are the rows that share the last value shown at each end (see
+    :meth:`FeatureExtremes.all_tied`).
     """
     given = {"top_k": top_k, "method": method}
     checked = validate_params(
@@ -152,4 +168,6 @@ def global_analysis(
         top_explanations=explanations[0],
         bottom_explanations=explanations[1],
         parameters=checked,
+        top_ties=count_equal(store, feature, float(top_values[-1])) if len(top_values) else None,
+        bottom_ties=count_equal(store, feature, float(bottom_values[-1])) if len(bottom_values) else None,
     )

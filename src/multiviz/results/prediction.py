@@ -14,6 +14,16 @@ from multiviz.params import Integer, validate_params
 from multiviz.results._base import Result
 
 
+class TopFeatures(list[tuple[int, float]]):
+    """The ``(feature, weight)`` pairs of :meth:`SparsePath.top_features` (a list), with where they come
+    from: ``step`` and ``lam``, the lambda of the weights, and ``rescued``, True when the class has no
+    weight at the selected lambda and these are from the first lambda on the path where it has any."""
+
+    def __init__(self, pairs: list[tuple[int, float]], *, step: int, lam: float, rescued: bool) -> None:
+        super().__init__(pairs)
+        self.step, self.lam, self.rescued = step, lam, rescued
+
+
 @dataclass(eq=False)
 class LambdaStep(Result):
     """One point of a :class:`SparsePath`.
@@ -30,6 +40,8 @@ class LambdaStep(Result):
             active features), summed over active-set rounds; ``backtracks``: step halvings.
         active_features: columns the solver saw; ``kkt_rounds``: active-set rounds (KKT checks).
         converged: whether every round met the tolerance; ``seconds``: wall time of this lambda.
+        classes_with_features / max_nonzero_per_class: classes with at least one non-zero weight, and the
+            most non-zero weights any class has (``None`` in paths saved before these were recorded).
         method, parameters, extras: as in every result (the path's parameters are on the path).
         units: of the fidelities and accuracies, a share of points.
     """
@@ -49,6 +61,8 @@ class LambdaStep(Result):
     kkt_rounds: int
     converged: bool
     seconds: float
+    classes_with_features: int | None = None
+    max_nonzero_per_class: int | None = None
     method: str = "sparse_path"
     parameters: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -62,7 +76,9 @@ class SparsePath(Result):
     Attributes:
         lambda_max: the smallest lambda at which every weight is zero (closed form).
         lambdas / steps: the path, from ``lambda_max`` down to ``eps * lambda_max``.
-        selected: index of the lambda with the highest validation fidelity (ties: the larger lambda).
+        selected: index of the lambda chosen by the selection rule (``parameters["selection"]``, see
+            :mod:`multiviz.prediction.selection`; the default ``"sparsest_within"`` is the sparsest lambda
+            whose validation fidelity is within ``parameters["fidelity_tolerance"]`` of the best).
         weight_index / weight_values: the non-zero weights at the selected lambda, as ``[nnz, 2]`` int64
             ``(feature, class column)`` pairs in row-major order and their ``[nnz]`` float64 values (the
             selected model is sparse; :attr:`weight` is the dense ``[F, C]`` matrix), per standardised
@@ -72,6 +88,11 @@ class SparsePath(Result):
         feature_mean / feature_std: the standardisation, from the training rows.
         classes: the class id of each of the ``C`` columns (classes the target never takes are absent).
         target: ``"predictions"`` (explain the model) or ``"labels"``.
+        rescued_classes: classes whose weights are all zero at the selected lambda but not everywhere on
+            the path; :meth:`top_features` shows, flagged, their weights at ``rescue_steps`` (the same
+            order), the index of the first lambda on the path where each has a non-zero weight.
+        rescue_weight_index / rescue_weight_values: those columns, as ``(feature, class column)`` pairs
+            and values like ``weight_index`` / ``weight_values`` (each pair from its own class's step).
         method: ``"sparse_path"``; ``parameters``: the resolved hyperparameters (``l1_ratio``, ``eps``,
             ``n_lambdas``, ``seed``, ...); ``extras``: ``n_train`` and ``n_val``, the rows of each part.
         units: of the weights: logit per standardised feature.
@@ -91,6 +112,10 @@ class SparsePath(Result):
     feature_std: np.ndarray
     classes: list[int]
     target: str
+    rescued_classes: list[int] = field(default_factory=list)
+    rescue_steps: list[int] = field(default_factory=list)
+    rescue_weight_index: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    rescue_weight_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
     method: str = "sparse_path"
     parameters: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -102,14 +127,17 @@ class SparsePath(Result):
         self.intercept = np.asarray(self.intercept, dtype=np.float64)
         self.feature_mean = np.asarray(self.feature_mean, dtype=np.float64)
         self.feature_std = np.asarray(self.feature_std, dtype=np.float64)
+        self.rescue_weight_index = np.asarray(self.rescue_weight_index, dtype=np.int64).reshape(-1, 2)
+        self.rescue_weight_values = np.asarray(self.rescue_weight_values, dtype=np.float64)
         rows, columns = self.shape
-        if self.weight_values.shape != (len(self.weight_index),):
-            raise ValueError(
-                f"weight_values must be [nnz] = [{len(self.weight_index)}], got {self.weight_values.shape}"
-            )
-        index = self.weight_index
-        if len(index) and (index.min() < 0 or index[:, 0].max() >= rows or index[:, 1].max() >= columns):
-            raise ValueError(f"weight_index must lie inside [features, classes] = {self.shape}")
+        for name in ("weight", "rescue_weight"):
+            index, values = getattr(self, f"{name}_index"), getattr(self, f"{name}_values")
+            if values.shape != (len(index),):
+                raise ValueError(f"{name}_values must be [nnz] = [{len(index)}], got {values.shape}")
+            if len(index) and (index.min() < 0 or index[:, 0].max() >= rows or index[:, 1].max() >= columns):
+                raise ValueError(f"{name}_index must lie inside [features, classes] = {self.shape}")
+        if len(self.rescue_steps) != len(self.rescued_classes):
+            raise ValueError("rescue_steps must give one step per rescued class")
 
     @staticmethod
     def sparse_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,28 +182,64 @@ class SparsePath(Result):
     def selected_lambda(self) -> float:
         return self.lambdas[self.selected]
 
+    @property
+    def selection(self) -> str:
+        """The rule that chose :attr:`selected` (``"best_fidelity"`` for paths saved before the rule was
+        recorded, the only rule then)."""
+        return str(self.parameters.get("selection", "best_fidelity"))
+
+    @property
+    def nonzero_per_class(self) -> np.ndarray:
+        """``[C]`` non-zero weights of each class at the selected lambda."""
+        return np.bincount(self.weight_index[:, 1], minlength=len(self.classes)).astype(np.int64)
+
+    @property
+    def empty_classes(self) -> list[int]:
+        """Classes whose weights are all zero at the selected lambda (rescued or not)."""
+        return [c for c, count in zip(self.classes, self.nonzero_per_class, strict=True) if count == 0]
+
     def summary(self) -> dict[str, Any]:
         chosen = self.steps[self.selected]
+        per_class = self.nonzero_per_class
         return {
+            "selection": self.selection,
             "selected_lambda": self.selected_lambda,
             "nonzero_weights": chosen.nonzero_weights,
             "nonzero_features": chosen.nonzero_features,
+            "mean_nonzero_per_class": float(per_class.mean()) if per_class.size else 0.0,
+            "max_nonzero_per_class": int(per_class.max()) if per_class.size else 0,
             "train_fidelity": chosen.train_fidelity,
             "val_fidelity": chosen.val_fidelity,
             "val_accuracy": chosen.val_accuracy,
+            "rescued_classes": list(self.rescued_classes),
         }
 
     @renamed_parameters(k="top_k")
-    def top_features(self, class_id: int, top_k: int = 10) -> list[tuple[int, float]]:
-        """``(feature, weight)`` of the ``top_k`` non-zero weights of class ``class_id``, largest first."""
+    def top_features(self, class_id: int, top_k: int = 10) -> TopFeatures:
+        """``(feature, weight)`` of the ``top_k`` non-zero weights of class ``class_id``, largest first.
+
+        A class with no non-zero weight at the selected lambda is never left without features: when it
+        has some elsewhere on the path (it is in :attr:`rescued_classes`), they come from the first lambda
+        where it has any, and the list says so (``rescued`` True, ``step`` that lambda's index). Empty
+        only when the class has no weight anywhere on the path.
+        """
         top_k = validate_params({"top_k": Integer(1)}, {"top_k": top_k}, method="top_features")["top_k"]
         if class_id not in self.classes:
             raise InputError(
                 f"class {class_id} is not in this model's classes {self.classes}", argument="class_id"
             )
-        column = self.weight[:, self.classes.index(class_id)]
+        position = self.classes.index(class_id)
+        step, rescued = self.selected, False
+        index, values = self.weight_index, self.weight_values
+        if class_id in self.rescued_classes and not (index[:, 1] == position).any():
+            step, rescued = self.rescue_steps[self.rescued_classes.index(class_id)], True
+            index, values = self.rescue_weight_index, self.rescue_weight_values
+        column = np.zeros(self.shape[0], dtype=np.float64)
+        mine = index[:, 1] == position
+        column[index[mine, 0]] = values[mine]
         order = np.argsort(-np.abs(column), kind="stable")
-        return [(self.feature_indices[i], float(column[i])) for i in order[:top_k] if column[i] != 0.0]
+        top = [(self.feature_indices[i], float(column[i])) for i in order[:top_k] if column[i] != 0.0]
+        return TopFeatures(top, step=step, lam=self.lambdas[step], rescued=rescued)
 
     def decision_function(self, features: np.ndarray) -> np.ndarray:
         """Logits ``[N, C]`` of the selected model on raw (unstandardised) features ``[N, D]``."""

@@ -24,6 +24,11 @@ class FeatureExtremes(Result):
         method: ``"global_analysis"``; ``parameters["method"]`` is the explaining method and
             ``parameters["top_k"]`` the rows at each end (the explanations record their own parameters).
         units: of the values: the feature's activation.
+        top_ties / bottom_ties: how many rows of the whole data set share the last value shown at that
+            end (the k-th largest / smallest); ``None`` when not counted (results saved before). When it
+            exceeds the number of shown rows at that value, the rows shown among the tied ones are the
+            first by row order, not more extreme than the others: see :meth:`ties_broken` and
+            :meth:`all_tied` (a ReLU feature that is 0 on most rows has a bottom-k that is all ties).
     """
 
     result_type: ClassVar[str] = "feature_extremes"
@@ -39,14 +44,38 @@ class FeatureExtremes(Result):
     parameters: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     units: str = "activation"
+    top_ties: int | None = None
+    bottom_ties: int | None = None
 
     def __post_init__(self) -> None:
+        self.top_ties = None if self.top_ties is None else int(self.top_ties)
+        self.bottom_ties = None if self.bottom_ties is None else int(self.bottom_ties)
         self.top_rows = [int(r) for r in self.top_rows]
         self.bottom_rows = [int(r) for r in self.bottom_rows]
         self.top_values = [float(v) for v in self.top_values]
         self.bottom_values = [float(v) for v in self.bottom_values]
         if len(self.top_rows) != len(self.top_values) or len(self.bottom_rows) != len(self.bottom_values):
             raise ValueError("top_rows / top_values and bottom_rows / bottom_values must have equal lengths")
+
+    def _end(self, end: str) -> tuple[list[float], int | None]:
+        if end not in ("top", "bottom"):
+            raise ValueError(f"expected end 'top' or 'bottom', got {end!r}")
+        return (self.top_values, self.top_ties) if end == "top" else (self.bottom_values, self.bottom_ties)
+
+    def ties_broken(self, end: str) -> bool:
+        """Whether more rows of the data set share the last value shown at ``end`` (``"top"`` or
+        ``"bottom"``) than are shown: the shown ones among them were picked by row order."""
+        values, ties = self._end(end)
+        return bool(values) and ties is not None and ties > sum(v == values[-1] for v in values)
+
+    def all_tied(self, end: str) -> bool:
+        """Whether every row shown at ``end`` has the same value and more rows share it: the rows shown
+        are the first by row order of a tie, not extremes."""
+        values, _ = self._end(end)
+        return self.ties_broken(end) and all(v == values[0] for v in values)
+
+    def summary(self) -> dict[str, Any]:
+        return {"top_ties_broken": self.ties_broken("top"), "bottom_ties_broken": self.ties_broken("bottom")}
 
 
 @dataclass(eq=False)
