@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from multiviz.adapters import TorchAdapter
 from multiviz.data.registry import TrainingData, load_dataset
@@ -109,42 +109,13 @@ def fit(
         epochs_task = progress.add_task("epochs", total=config.epochs, completed=state.epoch)
         steps_task = progress.add_task("batches", total=steps_per_epoch)
         while state.epoch < config.epochs and state.stale < config.patience:
-            model.train()
             order = data.shuffled_rows("train", shuffle)
             progress.reset(steps_task, total=steps_per_epoch)
-            for start in range(0, n_train, config.batch_size):
-                rows = order[start : start + config.batch_size]
-                batch = {k: v.to(config.device) for k, v in data.batch("train", rows).items()}
-                logits = adapter.logits(batch)
-                loss = F.cross_entropy(logits, batch["label"])
-                penalty = regularisation(model)  # a model's own regulariser, e.g. Ip-norm's block norm
-                if penalty is not None:
-                    loss = loss + penalty
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                progress.advance(steps_task)
-            state.epoch += 1
-            metrics = evaluate_split(adapter, data, "val")
-            state.history.append(
-                {
-                    "epoch": state.epoch,
-                    "val_accuracy": metrics["accuracy"],
-                    "val_loss": metrics["loss"],
-                    "train_loss_last": float(loss.detach()),
-                }
+            last_loss = _train_epoch(
+                adapter, data, order, config, optimizer, schedule, lambda: progress.advance(steps_task)
             )
-            if (metrics["accuracy"], -metrics["loss"]) > (state.best_accuracy, -state.best_loss):
-                state.best_accuracy, state.best_loss, state.best_epoch = (
-                    metrics["accuracy"],
-                    metrics["loss"],
-                    state.epoch,
-                )
-                state.best_weights = {k: v.detach().clone() for k, v in saved_state_dict(model).items()}
-                state.stale = 0
-            else:
-                state.stale += 1
+            metrics = evaluate_split(adapter, data, "val")
+            _record_epoch(state, metrics, last_loss, model)
             progress.update(
                 epochs_task,
                 completed=state.epoch,
@@ -179,6 +150,59 @@ class _State:
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
     best_weights: dict[str, Tensor] = field(default_factory=dict)
+
+
+def _train_epoch(
+    adapter: TorchAdapter,
+    data: TrainingData,
+    order: torch.Tensor,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    advance: Callable[[], object],
+) -> float:
+    """One pass over the training rows in ``order``, one optimiser step per batch; the last batch's loss."""
+    model = adapter.model
+    model.train()
+    loss = torch.zeros(())
+    for start in range(0, len(order), config.batch_size):
+        rows = order[start : start + config.batch_size]
+        batch = {k: v.to(config.device) for k, v in data.batch("train", rows).items()}
+        logits = adapter.logits(batch)
+        loss = F.cross_entropy(logits, batch["label"])
+        penalty = regularisation(model)  # a model's own regulariser, e.g. Ip-norm's block norm
+        if penalty is not None:
+            loss = loss + penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        advance()
+    return float(loss.detach())
+
+
+def _record_epoch(state: _State, metrics: dict[str, float], last_loss: float, model: nn.Module) -> None:
+    """Append the epoch to the history; keep its weights when it is the best so far (validation accuracy,
+    then loss), else count it as stale (early stopping)."""
+    state.epoch += 1
+    state.history.append(
+        {
+            "epoch": state.epoch,
+            "val_accuracy": metrics["accuracy"],
+            "val_loss": metrics["loss"],
+            "train_loss_last": last_loss,
+        }
+    )
+    if (metrics["accuracy"], -metrics["loss"]) > (state.best_accuracy, -state.best_loss):
+        state.best_accuracy, state.best_loss, state.best_epoch = (
+            metrics["accuracy"],
+            metrics["loss"],
+            state.epoch,
+        )
+        state.best_weights = {k: v.detach().clone() for k, v in saved_state_dict(model).items()}
+        state.stale = 0
+    else:
+        state.stale += 1
 
 
 def _build_model(section: dict[str, Any]) -> torch.nn.Module:
