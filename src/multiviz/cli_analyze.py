@@ -46,7 +46,8 @@ def _features_and_logits(
     return features, logits, data.splits[split]["label"].cpu().numpy()
 
 
-# Longer than 80 lines through its typed arguments and options and the tables it prints; the fit itself is one call.
+# Longer than 80 lines through its typed arguments and options and the tables it prints; the fit
+# itself is one call.
 @analyze_app.command("sparse")
 def sparse(
     checkpoint: Checkpoint,
