@@ -10,7 +10,7 @@ import torch
 VOCAB_SIZE = 16  # tests.conftest.VOCAB
 
 
-def tiny_vilt(num_labels: int = 5) -> Any:
+def tiny_vilt(num_labels: int = 5, initializer_range: float = 0.02) -> Any:
     from transformers import ViltConfig, ViltForQuestionAnswering
 
     torch.manual_seed(0)
@@ -27,6 +27,7 @@ def tiny_vilt(num_labels: int = 5) -> Any:
         num_labels=num_labels,
         id2label={i: f"answer{i}" for i in range(num_labels)},
         label2id={f"answer{i}": i for i in range(num_labels)},
+        initializer_range=initializer_range,
     )
     return ViltForQuestionAnswering(config).eval()
 
