@@ -40,6 +40,7 @@ from multiviz.results import (
     result_from_bytes,
     result_from_dict,
 )
+from multiviz.runs import Run, RunConfig, explain
 from multiviz.training import load_checkpoint
 
 __version__ = "0.1.0"
@@ -65,6 +66,8 @@ __all__ = [
     "ModalitySummary",
     "MultivizError",
     "Result",
+    "Run",
+    "RunConfig",
     "ShapleyInteractions",
     "Superpixels",
     "TextTokens",
@@ -74,6 +77,7 @@ __all__ = [
     "cross_modal_perturbation",
     "dime",
     "emap",
+    "explain",
     "get_method",
     "grad_cam",
     "gradient_x_input",

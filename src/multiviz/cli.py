@@ -1,5 +1,5 @@
-"""The ``multiviz`` command line: ``train``, ``demo``, ``methods`` and the sub-apps ``data``, ``analyze``,
-``features`` and ``evaluate``.
+"""The ``multiviz`` command line: ``train``, ``demo``, ``methods``, ``explain`` / ``show`` / ``export``
+(analysis runs) and the sub-apps ``data``, ``analyze``, ``features`` and ``evaluate``.
 
 It reads the method registry and the presets, calls the library, and is the only place (with the
 ``plot`` module to come) that draws anything. Every command, in the sub-apps too, runs in a
@@ -41,6 +41,12 @@ app.add_typer(features_app, name="features")
 from multiviz.cli_evaluate import evaluate_app  # noqa: E402 (a sub-app: DIME's Tables 2 and 3)
 
 app.add_typer(evaluate_app, name="evaluate")
+
+import multiviz.cli_explain as cli_explain  # noqa: E402 (analysis runs: explain, show, export)
+
+app.command("explain")(cli_explain.explain)
+app.command("show")(cli_explain.show)
+app.command("export")(cli_explain.export)
 
 
 @app.command()
@@ -147,6 +153,19 @@ def _vqa_demo(*, quick: bool, retrain: bool, cache_dir: Path | None, sample: int
         f"(those patches are {report.shape_patch_fraction:.0%} of the image); image share of all "
         f"|attribution|: {report.image_share:.0%}"
     )
+    from multiviz.cli_explain import print_run
+    from multiviz.demo_run import run_demo_explain
+    from multiviz.runs import Run
+
+    console.rule("an analysis run: stages U, C, R and P over test questions, misclassified first")
+    try:
+        directory = run_demo_explain(report.checkpoint, quick=quick, cache_dir=cache_dir)
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted.[/] Run `multiviz demo` again to resume the analysis run.")
+        raise typer.Exit(130) from None
+    with Run.open(directory) as run:
+        print_run(run)
+    console.print(f"list its points: multiviz show {directory} --wrong")
 
 
 def _dime_demo(*, quick: bool, retrain: bool, cache_dir: Path | None, sample: int) -> None:

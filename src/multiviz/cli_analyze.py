@@ -33,6 +33,12 @@ analyze_app = typer.Typer(
 console = Console()
 
 Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint directory written by `multiviz train`.")]
+RunOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Also store the result in this run directory (of this checkpoint; see `multiviz explain`)."
+    ),
+]
 
 
 def _features_and_logits(
@@ -75,11 +81,13 @@ def sparse(
     top_k: Annotated[int, typer.Option("--top-k", "--top", help="Top features shown per class.")] = 5,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Write the SparsePath JSON here.")] = None,
+    run: RunOption = None,
 ) -> None:
     """Fit the sparse linear model (stage P) to the model's own predictions on a split."""
     from multiviz.prediction import fit_sparse_path
 
     adapter, data = open_checkpoint(checkpoint, device)
+    _check_run(run, adapter)
     check_split(data, split)
     features, logits, labels = _features_and_logits(adapter, data, split)
     path = fit_sparse_path(
@@ -138,6 +146,7 @@ def sparse(
     if path.rescued_classes:
         console.print(f"rescued classes (*): {path.rescued_classes}")
     _write_json(output, path)
+    _write_run(run, "sparse", path, adapter)
 
 
 @analyze_app.command("errors")
@@ -152,11 +161,13 @@ def errors(
     seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Write the ErrorAnalysis JSON here.")] = None,
+    run: RunOption = None,
 ) -> None:
     """Error analysis to targeted data (MultiViz D.5): rank features by errors, select pool points."""
     from multiviz.representations import error_analysis
 
     adapter, data = open_checkpoint(checkpoint, device)
+    _check_run(run, adapter)
     check_split(data, labelled, argument="labelled")
     check_split(data, pool, argument="pool")
     features, logits, labels = _features_and_logits(adapter, data, labelled)
@@ -192,6 +203,7 @@ def errors(
     outcome.add_row("(whole pool)", f"{pool_wrong.mean():.1%}", style="dim")
     console.print(outcome)
     _write_json(output, result)
+    _write_run(run, "errors", result, adapter)
 
 
 def _print_confusions(data: Any, labels: np.ndarray, predicted: np.ndarray, split: str, top: int = 5) -> None:
@@ -225,6 +237,7 @@ def global_(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Write the FeatureExtremes JSON here.")] = None,
+    run: RunOption = None,
 ) -> None:
     """Global analysis R_g: the k datapoints that maximise and minimise feature j, each explained."""
     from multiviz.representations import FeatureStore, global_analysis
@@ -238,6 +251,7 @@ def global_(
     if split is None:
         raise InputError("the features do not record their split; give --split", argument="split")
     adapter, data = open_checkpoint(checkpoint, device)
+    _check_run(run, adapter)
     check_split(data, split)
     if data.size(split) != len(store):
         raise InputError(
@@ -269,6 +283,7 @@ def global_(
         if tie:
             console.print(tie, style="yellow")
     _write_json(output, result)
+    _write_run(run, f"global/{feature}", result, adapter)
 
 
 def _tie_note(result: Any, end: str, n_rows: int) -> str:
@@ -300,6 +315,7 @@ def emap_(
     batch_size: Annotated[int, typer.Option(help="Grid rows per forward pass.")] = 1024,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Write the EMAPResult JSON here.")] = None,
+    run: RunOption = None,
 ) -> None:
     """Is the model multimodal? EMAP (stage C): the additive part of its logits and the interactive share."""
     import torch
@@ -307,6 +323,7 @@ def emap_(
     from multiviz.methods import emap
 
     adapter, data = open_checkpoint(checkpoint, device)
+    _check_run(run, adapter)
     check_split(data, split)
     size = data.size(split)
     if isinstance(points, bool) or points < 2 or points > size:
@@ -328,6 +345,7 @@ def emap_(
             f"{result.additive_accuracy:.1%}"
         )
     _write_json(output, result)
+    _write_run(run, "emap", result, adapter)
 
 
 def _write_json(output: Path | None, result: Any) -> None:
@@ -335,6 +353,23 @@ def _write_json(output: Path | None, result: Any) -> None:
     if output is not None:
         atomic_write_text(output, result.to_json())
         console.print(f"wrote {output}")
+
+
+def _check_run(run: Path | None, adapter: Any) -> None:
+    """Before any compute: ``--run`` must be a run directory of this checkpoint's model."""
+    if run is not None:
+        from multiviz.runs.store import check_run_model
+
+        check_run_model(run, adapter)
+
+
+def _write_run(run: Path | None, name: str, result: Result, adapter: Any) -> None:
+    """Store ``result`` as the data-set result ``analyze/<name>`` of run ``run``, when one is given."""
+    if run is not None:
+        from multiviz.runs.store import add_dataset_result
+
+        add_dataset_result(run, f"analyze/{name}", result, adapter)
+        console.print(f"stored as analyze/{name} in run {run}")
 
 
 def _explanation_columns(explanation: Result) -> dict[str, Callable[[int], str]]:
@@ -386,6 +421,7 @@ def _top_pair(interaction: InteractionMap, sample: int) -> str:
 def relevance_(
     checkpoint: Checkpoint,
     output: Annotated[Path | None, typer.Option(help="Write the Relevance JSON here.")] = None,
+    run: RunOption = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the relevance bars to this PNG.")] = None,
 ) -> None:
     """Relevance of each modality and combination: beta of an Ip-norm fusion model (Ledent et al.)."""
@@ -393,6 +429,7 @@ def relevance_(
     from multiviz.models.ip_norm import IpNormFusion
 
     adapter, _ = open_checkpoint(checkpoint, "cpu")
+    _check_run(run, adapter)
     if not isinstance(adapter.model, IpNormFusion):
         raise CapabilityError(
             f"{checkpoint} holds a {type(adapter.model).__name__} model; relevance per subset is defined "
@@ -414,3 +451,4 @@ def relevance_(
         relevance_bars(result).savefig(plot, format="png")
         console.print(f"wrote {plot}")
     _write_json(output, result)
+    _write_run(run, "relevance", result, adapter)

@@ -114,8 +114,14 @@ class FileDataset:
         }
         return {name: self.batch(index) for name, index in parts.items()}
 
-    def training_data(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> TrainingData:
-        """The :meth:`split` as the trainer's input: ``fit(config, output, data=dataset.training_data())``."""
+    def training_data(
+        self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, *, extra_inputs: bool = False
+    ) -> TrainingData:
+        """The :meth:`split` as the trainer's input: ``fit(config, output, data=dataset.training_data())``.
+
+        ``extra_inputs=True`` keeps tensors besides the modalities (a HuggingFace tokenizer's attention
+        masks) for models that take them, as an analysis run does; the trainer feeds modalities only.
+        """
         from multiviz.data.registry import TrainingData
 
         if self.labels is None:
@@ -123,13 +129,16 @@ class FileDataset:
                 f"{self.source}: has no labels to train on; name the label column", argument="label"
             )
         extra = sorted(set(self.tensors) - {m.name for m in self.modalities})
-        if extra:
+        if extra and not extra_inputs:
             raise InputError(
                 f"the trainer feeds modalities only, but these tensors are extra inputs: {extra}; read the "
                 "texts without a HuggingFace tokenizer, or train with your own loop",
                 argument="tensors",
             )
-        return TrainingData(self.split(fractions, seed), list(self.modalities), self.num_classes)
+        names = list(self.label_names) if self.label_names else None
+        return TrainingData(
+            self.split(fractions, seed), list(self.modalities), self.num_classes, class_names=names
+        )
 
     def join(self, other: FileDataset) -> FileDataset:
         """Both data sets' modalities side by side, on the source rows present in both.

@@ -62,12 +62,17 @@ def _dime_synthetic(**options: Any) -> TrainingData:
 
 
 def _files(
-    path: str, split: tuple[float, float, float] = (0.8, 0.1, 0.1), split_seed: int = 0, **options: Any
+    path: str,
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
+    extra_inputs: bool = False,
+    **options: Any,
 ) -> TrainingData:
-    """Your own files (see :mod:`multiviz.data.files`); ``options`` go to ``load_files``."""
+    """Your own files (see :mod:`multiviz.data.files`); ``options`` go to ``load_files``;
+    ``extra_inputs`` keeps a tokenizer's attention masks (analysis runs set it)."""
     from multiviz.data.files import load_files
 
-    return load_files(path, **options).training_data(split, split_seed)
+    return load_files(path, **options).training_data(split, split_seed, extra_inputs=extra_inputs)
 
 
 def _easy_vqa(**options: Any) -> TrainingData:

@@ -45,8 +45,11 @@ constant is flagged in ``Disentanglement.uninformative`` and a warning names it.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -518,29 +521,82 @@ def _grid_cache(
     batch_size: int,
 ) -> Tensor:
     """``L[i, j] = M(x_1^(i), x_2^(j))`` (float64 ``[P, P, Q]``, pool indices, Q target columns): the
-    ``N x N`` base grid plus each added point's row, column and diagonal; NaN elsewhere."""
+    ``N x N`` base grid plus each added point's row, column and diagonal; NaN elsewhere. Within
+    :func:`sharing_sample_set_grids`, the base grid of a sample set is computed once for all calls."""
     first, second = grid_rows(n_base, 2)
-    pairs_first, pairs_second = [first], [second]
+    pairs_first: list[Tensor] = []
+    pairs_second: list[Tensor] = []
     base = torch.arange(n_base)
     for p in points:
         if p.added:
             own = torch.full((n_base,), p.own)
             pairs_first += [own, base, torch.tensor([p.own])]
             pairs_second += [base, own, torch.tensor([p.own])]
-    rows_first, rows_second = torch.cat(pairs_first), torch.cat(pairs_second)
     names = modality_names(adapter)
-    values = evaluate_rows(
-        adapter,
-        pool,
-        {names[0]: rows_first, names[1]: rows_second},
-        lambda rows: scorer.outputs(rows, columns),
-        batch_size,
-        encoded=scorer.encoded,
+
+    def score(rows_first: Tensor, rows_second: Tensor, wanted: list[int]) -> Tensor:
+        return evaluate_rows(
+            adapter,
+            pool,
+            {names[0]: rows_first, names[1]: rows_second},
+            lambda rows: scorer.outputs(rows, wanted),
+            batch_size,
+            encoded=scorer.encoded,
+        )
+
+    base_values = _shared_base_grid(
+        pool, n_base, scorer, columns, lambda wanted: score(first, second, wanted)
     )
     size = sample_count(adapter, pool)
-    grid = torch.full((size, size, values.shape[1]), float("nan"), dtype=torch.float64)
-    grid[rows_first, rows_second] = values
+    grid = torch.full((size, size, len(columns)), float("nan"), dtype=torch.float64)
+    grid[first, second] = base_values
+    if pairs_first:
+        rows_first, rows_second = torch.cat(pairs_first), torch.cat(pairs_second)
+        grid[rows_first, rows_second] = score(rows_first, rows_second, columns)
     return grid
+
+
+_SHARED_GRIDS: ContextVar[dict[tuple[Any, ...], Tensor] | None] = ContextVar(
+    "dime_shared_grids", default=None
+)
+
+
+@contextmanager
+def sharing_sample_set_grids() -> Iterator[None]:
+    """Within the block, every :func:`dime` call on the same model, sample set and target kind reuses
+    the ``N x N`` grid of the sample set, one target column at a time (an analysis run explains its
+    points chunk by chunk against one sample set: ``N^2`` forwards once, not once per chunk)."""
+    token = _SHARED_GRIDS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_GRIDS.reset(token)
+
+
+def _shared_base_grid(
+    pool: dict[str, Tensor],
+    n_base: int,
+    scorer: _Scorer,
+    columns: list[int],
+    compute: Callable[[list[int]], Tensor],
+) -> Tensor:
+    """The base grid's values ``[N^2, Q]`` of ``columns``: from the shared cache where it has them."""
+    cache = _SHARED_GRIDS.get()
+    if cache is None:
+        return compute(columns)
+    digest = hashlib.sha256()
+    for name in sorted(pool):
+        part = pool[name][:n_base].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{part.dtype}|{tuple(part.shape)}|".encode())
+        digest.update(part.reshape(-1).view(torch.uint8).numpy().tobytes())
+    resolved = scorer.resolved
+    key = (id(scorer.adapter), resolved.source, resolved.layer, scorer.encoded, n_base, digest.hexdigest())
+    missing = [c for c in columns if (*key, c) not in cache]
+    if missing:
+        values = compute(missing)
+        for position, column in enumerate(missing):
+            cache[(*key, column)] = values[:, position]
+    return torch.stack([cache[(*key, c)] for c in columns], dim=1)
 
 
 def _sampled_constants(

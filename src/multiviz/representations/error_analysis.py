@@ -201,6 +201,7 @@ def error_analysis(
         chosen_features=chosen,
         selections=selections,
         parameters=settings,
+        extras={"mean": model.mean.tolist(), "std": model.std.tolist()},
     )
 
 

@@ -44,6 +44,8 @@ class Result:
     """Behaviour shared by every result: JSON and binary round trips, equality by value."""
 
     result_type: ClassVar[str]
+    #: the fields indexed by sample along their first axis (arrays, lists); :meth:`take` slices them
+    per_sample: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -93,6 +95,43 @@ class Result:
         head = json.dumps(header, allow_nan=False).encode()
         return _MAGIC + len(head).to_bytes(8, "little") + head + b"".join(blobs)
 
+    # -- samples ----------------------------------------------------------------------------------------
+    def take(self: T, rows: list[int]) -> T:
+        """The result of the samples ``rows`` only, as if the method had explained just them.
+
+        Slices the :attr:`per_sample` fields, nested results (and dicts of them) and the per-sample
+        entries of ``extras`` (:data:`PER_SAMPLE_EXTRAS`), then drops the NaN padding that the other
+        samples' atoms added (:meth:`_trim`). The run store keeps one record per point this way.
+        """
+        if not self.per_sample:
+            raise TypeError(f"a {type(self).__name__} is not a per-sample result")
+        rows = [int(r) for r in rows]
+        changes: dict[str, Any] = {}
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            if not item.init:
+                continue
+            value = getattr(self, item.name)
+            if item.name in self.per_sample:
+                changes[item.name] = _take_rows(value, rows)
+            elif isinstance(value, Result) and value.per_sample:
+                changes[item.name] = value.take(rows)
+            elif (
+                isinstance(value, dict)
+                and value
+                and all(isinstance(v, Result) and v.per_sample for v in value.values())
+            ):
+                changes[item.name] = {k: v.take(rows) for k, v in value.items()}
+            elif item.name == "extras" and isinstance(value, dict):
+                changes[item.name] = {
+                    k: _take_extra(v, rows) if k in PER_SAMPLE_EXTRAS else v for k, v in value.items()
+                }
+        taken = dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        taken._trim()
+        return taken
+
+    def _trim(self) -> None:
+        """Drop padding columns no remaining sample needs (after :meth:`take`); nothing by default."""
+
     # -- equality ---------------------------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         """Equal when the JSON forms are equal (NaN paddings compare equal)."""
@@ -101,6 +140,38 @@ class Result:
         return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+#: ``extras`` entries that hold one value per sample (a list, an array, or a dict of them per modality)
+PER_SAMPLE_EXTRAS = frozenset(
+    {
+        "score",
+        "intercept",
+        "r2",
+        "completeness_delta",
+        "baseline_score",
+        "masked_score",
+        "noise_std",
+        "added_to_sample_set",
+        "sample_set_size",
+    }
+)
+
+
+def _take_rows(value: Any, rows: list[int]) -> Any:
+    if isinstance(value, np.ndarray):
+        return value[rows].copy()
+    if isinstance(value, list):
+        return [value[r] for r in rows] if value else []  # an optional per-sample list left empty
+    raise TypeError(f"cannot take samples of a {type(value).__name__}")
+
+
+def _take_extra(value: Any, rows: list[int]) -> Any:
+    if isinstance(value, dict):
+        return {k: _take_extra(v, rows) for k, v in value.items()}
+    if isinstance(value, list | np.ndarray):
+        return _take_rows(value, rows)
+    return value
 
 
 def encode(value: Any, *, blobs: list[bytes] | None = None, precision: Any = None) -> Any:

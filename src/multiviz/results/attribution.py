@@ -41,6 +41,7 @@ class Attribution(Result):
     parameters: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     units: str = "target"
+    per_sample: ClassVar[tuple[str, ...]] = ("atom_labels", "weights", "target_index")
 
     def __post_init__(self) -> None:
         self.weights = np.asarray(self.weights, dtype=np.float64)
@@ -54,6 +55,9 @@ class Attribution(Result):
     @property
     def n_atoms(self) -> list[int]:
         return [len(labels) for labels in self.atom_labels]
+
+    def _trim(self) -> None:
+        self.weights = self.weights[:, : max(self.n_atoms, default=0)]
 
     def sample(self, index: int) -> list[tuple[str, float]]:
         """(label, weight) of every atom of sample ``index``, in atom order."""
@@ -78,6 +82,7 @@ class Attributions(Result, Mapping[str, Attribution]):
     """
 
     result_type: ClassVar[str] = "attributions"
+    per_sample: ClassVar[tuple[str, ...]] = ("target_index",)
     method: str
     by_modality: dict[str, Attribution]
     target: Any = None
@@ -117,6 +122,14 @@ class ModalitySummary(Result):
     """
 
     result_type: ClassVar[str] = "modality_summary"
+    per_sample: ClassVar[tuple[str, ...]] = (
+        "share",
+        "score",
+        "probability",
+        "masked_score",
+        "masked_probability",
+        "target_index",
+    )
     modalities: list[str]
     method: str
     share: np.ndarray

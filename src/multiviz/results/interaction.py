@@ -29,6 +29,7 @@ class InteractionMap(Result):
     """
 
     result_type: ClassVar[str] = "interaction_map"
+    per_sample: ClassVar[tuple[str, ...]] = ("labels_a", "labels_b", "values", "target_index")
     modality_a: str
     modality_b: str
     method: str
@@ -46,6 +47,11 @@ class InteractionMap(Result):
         if self.values.ndim != 3 or not self.values.shape[0] == len(self.labels_a) == len(self.labels_b):
             raise ValueError(f"values must be [B, A1, A2], got {self.values.shape}")
 
+    def _trim(self) -> None:
+        rows = max((len(labels) for labels in self.labels_a), default=0)
+        columns = max((len(labels) for labels in self.labels_b), default=0)
+        self.values = self.values[:, :rows, :columns]
+
 
 @dataclass(eq=False)
 class Disentanglement(Result):
@@ -59,6 +65,7 @@ class Disentanglement(Result):
     """
 
     result_type: ClassVar[str] = "disentanglement"
+    per_sample: ClassVar[tuple[str, ...]] = ("uninformative", "target_index")
     method: str
     unimodal: dict[str, Attribution]
     interaction: dict[str, Attribution]
@@ -181,6 +188,18 @@ class MaskingRounds(Result):
     """
 
     result_type: ClassVar[str] = "masking_rounds"
+    per_sample: ClassVar[tuple[str, ...]] = (
+        "gradient_norms",
+        "target_score",
+        "predicted_class",
+        "relative_norm_change",
+        "decision",
+        "bimodal_atoms",
+        "bimodal_labels",
+        "partial_similarity",
+        "bimodal_confirmed",
+        "target_index",
+    )
     roles: dict[str, str]
     gradient_norms: np.ndarray
     target_score: np.ndarray
@@ -274,6 +293,17 @@ class ShapleyInteractions(Result):
     """
 
     result_type: ClassVar[str] = "shapley_interactions"
+    per_sample: ClassVar[tuple[str, ...]] = (
+        "score",
+        "empty_score",
+        "within_modality_sum",
+        "redundant_share",
+        "top_synergistic",
+        "top_redundant",
+        "budget_used",
+        "exact",
+        "target_index",
+    )
     modalities: list[str]
     index: str
     approximator: str

@@ -107,6 +107,16 @@ class ErrorAnalysis(Result):
     extras: dict[str, Any] = field(default_factory=dict)
     units: str = "log-odds per standardised |z|"
 
+    def error_probability(self, features: np.ndarray) -> np.ndarray:
+        """The error model's ``P(wrong | |z|)`` of each row of ``features`` ``[N, F]``: the logistic of the
+        intercept plus the weights times ``|z|`` standardised as on the labelled points (``extras``)."""
+        if "mean" not in self.extras or "std" not in self.extras:
+            raise ValueError("this error analysis does not record its standardisation (extras mean, std)")
+        values = np.asarray(features, dtype=np.float64)
+        mean, std = np.asarray(self.extras["mean"]), np.asarray(self.extras["std"])
+        logit = self.intercept + ((np.abs(values) - mean) / std) @ self.feature_weights
+        return 1.0 / (1.0 + np.exp(-logit))
+
     def __post_init__(self) -> None:
         self.feature_weights = np.asarray(self.feature_weights, dtype=np.float64)
         if self.feature_weights.ndim != 1 or len(self.ranking) != len(self.feature_weights):
