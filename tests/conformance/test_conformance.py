@@ -579,6 +579,25 @@ def test_a_point_does_not_depend_on_the_rest_of_its_batch(name, kind_name, varia
                 )
 
 
+@pytest.mark.parametrize(("name", "kind_name", "variant"), cases())
+def test_take_slices_a_point_as_the_suite_reads_it(name, kind_name, variant):
+    """``Result.take`` (how the run store keeps one record per point) gives exactly what the suite's own
+    reading of the batched result says about that point; with the test above, it equals the method run
+    on that point alone."""
+    if name in GLOBAL_CHECKS:
+        return  # a data-set level result (EMAP) is not per point
+    kind = KINDS[kind_name]
+    whole = explain(name, kind, variant)
+    for sample in (2, 0):
+        one = whole.take([sample])
+        assert_close(
+            point_view(one, 0), point_view(whole, sample), rtol=0.0, atol=0.0, path=f"take([{sample}])"
+        )
+        assert result_from_bytes(one.to_bytes()) == one
+    pair = whole.take([2, 0])
+    assert_close(point_view(pair, 1), point_view(whole, 0), rtol=0.0, atol=0.0, path="take([2, 0])")
+
+
 @pytest.mark.parametrize(("name", "kind_name", "variant"), cases(chunked_only=True))
 def test_the_rows_per_forward_do_not_change_the_result(name, kind_name, variant):
     chunking = {k: v for k, v in CHUNKING_PARAMS.items() if k in get_method(name).params}

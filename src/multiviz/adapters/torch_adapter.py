@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from multiviz.adapters.base import Batch, Capability, SeparableModel
 from multiviz.adapters.common import ModalityAdapterBase, check_logits
+from multiviz.adapters.encoding_cache import active_cache, cached_encodings
 from multiviz.errors import CapabilityError, InputError
 from multiviz.modality import Modality
 
@@ -129,6 +130,9 @@ class TorchAdapter(ModalityAdapterBase):
 
     def logits(self, batch: Batch) -> Tensor:
         batch = self.validate(batch)
+        cache = active_cache()
+        if cache is not None and self._separable_model() is not None:
+            return self.logits_from_encodings(cached_encodings(cache, self, batch))
         return self._forward(batch)
 
     def embed(self, batch: Batch) -> dict[str, Tensor]:

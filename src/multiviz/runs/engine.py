@@ -11,6 +11,9 @@ Per chunk, every method runs once on the chunk's points (batched across points):
 class of all of them, then for the true class of the misclassified ones, then for each extra class.
 DIME's sample set (``n_reference`` points of the split, drawn with the run's seed) is shared by all
 chunks, and its ``N x N`` grid is computed once (:func:`multiviz.methods.dime.sharing_sample_set_grids`).
+Within a group, a separable model encodes each distinct input row once
+(:func:`multiviz.adapters.encoding_cache.caching_encodings`): the fixed modalities of a perturbation
+method's masked copies, repeated coalitions and inputs shared by several points.
 The data-set level analyses run first (features of the split streamed to disk; the sparse linear model,
 error analysis and EMAP on bounded row samples); stage R then explains, for each point, the top features
 of its predicted class in the sparse model (R_l), and for each such feature the split's most and least
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from multiviz.adapters.encoding_cache import caching_encodings
 from multiviz.errors import InputError
 from multiviz.methods.dime import sharing_sample_set_grids
 from multiviz.progress import progress_bar
@@ -338,7 +342,8 @@ def _run_group(
         if method.name == "dime" and reference is not None:
             parameters["sample_set"] = reference
         info = get_method(method.name)
-        result = info.function(source.adapter, batch, target, **parameters)
+        with caching_encodings():  # one scope per group: deterministic, so a resume is bit for bit
+            result = info.function(source.adapter, batch, target, **parameters)
         for position, point in enumerate(members):
             one = result.take([position])
             records.append((point, one))
