@@ -64,25 +64,24 @@ def _row_keys(rows: Tensor) -> list[bytes]:
     return [hashlib.blake2b(header + row.tobytes(), digest_size=20).digest() for row in raw]
 
 
-def cached_encodings(cache: EncodingCache, adapter: Any, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """One encoding per modality of ``batch``, encoding only the rows ``cache`` lacks."""
+def cached_encoding(cache: EncodingCache, adapter: Any, name: str, rows: Tensor, encode: Any) -> Tensor:
+    """``encode(rows)`` of modality ``name``, computing only the rows ``cache`` lacks (by their bytes)."""
     if len(cache.entries) > MAX_ENTRIES:
         cache.entries.clear()
-    out: dict[str, Tensor] = {}
-    for modality in adapter.modalities:
-        name = modality.name
-        rows = batch[name]
-        keys = [(id(adapter), name, key) for key in _row_keys(rows)]
-        missing: dict[tuple[int, str, bytes], int] = {}
-        for position, key in enumerate(keys):
-            if key not in cache.entries and key not in missing:
-                missing[key] = position
-        if missing:
-            positions = torch.tensor(list(missing.values()), device=rows.device)
-            encoded = adapter.encode_modality({name: rows[positions]}, name)
-            for key, value in zip(missing, encoded, strict=True):
-                cache.entries[key] = value
-        cache.encoded += len(missing)
-        cache.reused += len(keys) - len(missing)
-        out[name] = torch.stack([cache.entries[key] for key in keys])
-    return out
+    keys = [(id(adapter), name, key) for key in _row_keys(rows)]
+    missing: dict[tuple[int, str, bytes], int] = {}
+    for position, key in enumerate(keys):
+        if key not in cache.entries and key not in missing:
+            missing[key] = position
+    if missing:
+        positions = torch.tensor(list(missing.values()), device=rows.device)
+        for key, value in zip(missing, encode(rows[positions]), strict=True):
+            cache.entries[key] = value
+    cache.encoded += len(missing)
+    cache.reused += len(keys) - len(missing)
+    return torch.stack([cache.entries[key] for key in keys])
+
+
+def cached_encodings(adapter: Any, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """One encoding per modality of ``batch`` through ``adapter.encode_modality`` (cached in scope)."""
+    return {m.name: adapter.encode_modality(batch, m.name) for m in adapter.modalities}

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from multiviz.adapters.base import Batch, Capability, SeparableModel
 from multiviz.adapters.common import ModalityAdapterBase, check_logits
-from multiviz.adapters.encoding_cache import active_cache, cached_encodings
+from multiviz.adapters.encoding_cache import active_cache, cached_encoding, cached_encodings
 from multiviz.errors import CapabilityError, InputError
 from multiviz.modality import Modality
 
@@ -132,7 +132,7 @@ class TorchAdapter(ModalityAdapterBase):
         batch = self.validate(batch)
         cache = active_cache()
         if cache is not None and self._separable_model() is not None:
-            return self.logits_from_encodings(cached_encodings(cache, self, batch))
+            return self.logits_from_encodings(cached_encodings(self, batch))
         return self._forward(batch)
 
     def embed(self, batch: Batch) -> dict[str, Tensor]:
@@ -210,7 +210,13 @@ class TorchAdapter(ModalityAdapterBase):
         """
         model = self._require_separable()
         self.modality(modality)
-        return model.encode_modality(self.arguments[modality], batch[modality])
+        argument = self.arguments[modality]
+        cache = active_cache()
+        if cache is not None:  # within caching_encodings: each distinct row once
+            return cached_encoding(
+                cache, self, modality, batch[modality], lambda rows: model.encode_modality(argument, rows)
+            )
+        return model.encode_modality(argument, batch[modality])
 
     def logits_from_encodings(self, encodings: Mapping[str, Tensor]) -> Tensor:
         """Logits from one encoding per modality (rows aligned), equal to :meth:`logits` of the inputs
