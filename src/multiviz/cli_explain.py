@@ -37,6 +37,12 @@ def explain(
     restart: Annotated[bool, typer.Option(help="Delete the run in --output and start over.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    engine: Annotated[str, typer.Option(help="local, or ray: the point-level work on Ray actors.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray: auto, ray://HOST:PORT, or none for a local Ray.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Ray: actors (each loads the model once).")] = 2,
+    gpus_per_worker: Annotated[float, typer.Option(help="Ray: GPUs per actor.")] = 0.0,
 ) -> None:
     """Explain a data set's points with stages U, C, R and P into a run directory (resumable)."""
     from multiviz.runs import Run, RunConfig
@@ -55,7 +61,16 @@ def explain(
         config.device = device
     config.__post_init__()
     try:
-        run_explain(config, output, restart=restart, show_progress=not quiet)
+        run_explain(
+            config,
+            output,
+            restart=restart,
+            show_progress=not quiet,
+            engine=engine,
+            address=address,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+        )
     except KeyboardInterrupt:
         error_console.print(
             f"[yellow]Interrupted.[/] What was finished is kept in {output}; resume with the same command: "

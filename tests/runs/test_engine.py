@@ -129,7 +129,7 @@ def test_a_second_call_computes_nothing(
     shutil.copytree(finished, copy)
     before = everything(copy)
     calls: list[str] = []
-    monkeypatch.setattr(engine_module, "_run_group", lambda *args, **kwargs: calls.append(args[3]))
+    monkeypatch.setattr(engine_module, "compute_group", lambda *args, **kwargs: calls.append(args[2].name))
     explain(fast_config(checkpoint), copy)
     assert calls == [] and everything(copy) == before
 
@@ -137,7 +137,7 @@ def test_a_second_call_computes_nothing(
 def test_an_interrupted_run_resumes_to_the_same_store(
     finished: Path, tmp_path: Path, checkpoint: Path, monkeypatch
 ) -> None:
-    original = engine_module._run_group
+    original = engine_module.compute_group
     for stop_after in (0, 3, 11):
         calls = {"n": 0}
 
@@ -148,11 +148,11 @@ def test_an_interrupted_run_resumes_to_the_same_store(
             return original(*args, **kwargs)
 
         output = tmp_path / f"stopped-{stop_after}"
-        monkeypatch.setattr(engine_module, "_run_group", interrupted)
+        monkeypatch.setattr(engine_module, "compute_group", interrupted)
         with pytest.raises(KeyboardInterrupt):
             explain(fast_config(checkpoint), output)
         assert len(table(output, "SELECT name FROM groups")) == stop_after
-        monkeypatch.setattr(engine_module, "_run_group", original)
+        monkeypatch.setattr(engine_module, "compute_group", original)
         explain(fast_config(checkpoint), output)
         assert everything(output) == everything(finished)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from multiviz.runs.source import RunSource, open_source
 from multiviz.runs.store import RunStore, is_run, now
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Point:
     point_id: int
     row: int
@@ -60,6 +61,10 @@ def explain(
     *,
     restart: bool = False,
     show_progress: bool = False,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int = 2,
+    gpus_per_worker: float = 0.0,
 ) -> Path:
     """Explain the points ``config`` names into the run directory ``output``; returns ``output``.
 
@@ -67,7 +72,12 @@ def explain(
     HuggingFace folder, ``module:function``) for the default run. An existing run in ``output`` is
     resumed when its config, model and data are the same; otherwise it is refused with what changed
     (``restart=True`` deletes it and starts over). Open the result with :meth:`multiviz.runs.Run.open`.
+
+    ``engine="ray"`` computes the point-level groups on ``workers`` Ray actors (``address``: a running
+    cluster, ``"auto"``, or ``None`` for a local Ray; ``gpus_per_worker`` GPUs each); this process stays
+    the only writer of the store (:mod:`multiviz.runs.ray_engine`).
     """
+    scale_out = _scale_out(engine, address, workers, gpus_per_worker)
     settings = _config(config)
     output = Path(output)
     source = open_source(settings.model, settings.data, settings.device)
@@ -86,10 +96,35 @@ def explain(
         _check_same_run(output, settings, source)
     store = RunStore(output, create=True)
     try:
-        _run(store, settings, source, plan, show_progress)
+        _run(store, settings, source, plan, show_progress, scale_out)
     finally:
         store.close()
     return output
+
+
+ENGINES = ("local", "ray")
+
+
+def _scale_out(
+    engine: str, address: str | None, workers: int, gpus_per_worker: float
+) -> dict[str, Any] | None:
+    """The Ray settings (checked before anything loads), or ``None`` for the local engine."""
+    if engine not in ENGINES:
+        raise InputError(f"expected one of {list(ENGINES)}, got {engine!r}", argument="engine")
+    if engine == "local":
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"expected an integer >= 1, got {workers!r}", argument="workers")
+    if (
+        isinstance(gpus_per_worker, bool)
+        or not isinstance(gpus_per_worker, int | float)
+        or gpus_per_worker < 0
+    ):
+        raise InputError(f"expected a number >= 0, got {gpus_per_worker!r}", argument="gpus_per_worker")
+    from multiviz.runs.ray_engine import require_ray
+
+    require_ray()
+    return {"address": address, "workers": workers, "gpus_per_worker": float(gpus_per_worker)}
 
 
 def _config(config: RunConfig | dict[str, Any] | str | Path) -> RunConfig:
@@ -145,7 +180,14 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _run(store: RunStore, settings: RunConfig, source: RunSource, plan: RunPlan, show: bool) -> None:
+def _run(
+    store: RunStore,
+    settings: RunConfig,
+    source: RunSource,
+    plan: RunPlan,
+    show: bool,
+    scale_out: dict[str, Any] | None = None,
+) -> None:
     manifest = store.manifest()
     with store.transaction() as connection:
         if "config" not in manifest:
@@ -175,7 +217,7 @@ def _run(store: RunStore, settings: RunConfig, source: RunSource, plan: RunPlan,
     features = dataset_level.point_features(analyses, settings, {p.point_id: p.predicted for p in points})
     if analyses.errors is not None:
         _store_error_scores(store, analyses, points)
-    _explain_points(store, settings, source, plan, points, features, show)
+    _explain_points(store, settings, source, plan, points, features, show, scale_out)
     chosen = sorted({j for js in features.values() for j in js})
     dataset_level.run_feature_extremes(store, settings, source, analyses, chosen, show)
     with store.transaction() as connection:
@@ -254,6 +296,51 @@ def _roles(plan: RunPlan) -> list[Any]:
     return sorted(plan.classes, key=lambda c: ("predicted", "label").index(c) if isinstance(c, str) else 2)
 
 
+@dataclass(frozen=True)
+class Group:
+    """A unit of work: chunk ``number``'s points x one method x one class role (or R_l feature)."""
+
+    number: int
+    chunk: tuple[_Point, ...]
+    method: PlannedMethod
+    role: Any
+
+    @property
+    def name(self) -> str:
+        return f"{self.number}/{self.method.name}/{_role_key(self.role)}"
+
+
+@dataclass
+class GroupOutput:
+    """What a group writes: ``(point_id, target, class_index, result_type, payload, interactive_share)``
+    per record, computed anywhere (here or on a Ray worker) and committed by the one writer."""
+
+    name: str
+    method: str
+    points: int
+    seconds: float
+    records: list[tuple[int, str, int | None, str, bytes, float | None]]
+
+
+def plan_groups(
+    settings: RunConfig, plan: RunPlan, points: list[_Point], features: dict[int, list[int]]
+) -> list[Group]:
+    """Every group of the run, in the order they are explained (fixed by the point order)."""
+    chunks = [tuple(points[i : i + settings.chunk_size]) for i in range(0, len(points), settings.chunk_size)]
+    r_method = settings.dataset["feature_analysis"]
+    groups = []
+    for number, chunk in enumerate(chunks):
+        for method in plan.methods:
+            for role in _roles(plan):
+                groups.append(Group(number, chunk, method, role))
+        if r_method is not False:
+            for feature in sorted({j for p in chunk for j in features.get(p.point_id, [])}):
+                groups.append(
+                    Group(number, chunk, PlannedMethod(r_method["method"], "R"), ("feature", feature))
+                )
+    return groups
+
+
 def _explain_points(
     store: RunStore,
     settings: RunConfig,
@@ -262,28 +349,31 @@ def _explain_points(
     points: list[_Point],
     features: dict[int, list[int]],
     show: bool,
+    scale_out: dict[str, Any] | None,
 ) -> None:
     done = store.done_groups()
-    chunks = [points[i : i + settings.chunk_size] for i in range(0, len(points), settings.chunk_size)]
-    reference = _reference_set(source, settings.seed, plan)
-    r_method = settings.dataset["feature_analysis"]
-    work = []
-    for number, chunk in enumerate(chunks):
-        for method in plan.methods:
-            for role in _roles(plan):
-                work.append((number, chunk, method, role))
-        if r_method is not False:
-            for feature in sorted({j for p in chunk for j in features.get(p.point_id, [])}):
-                work.append((number, chunk, PlannedMethod(r_method["method"], "R"), ("feature", feature)))
-    with sharing_sample_set_grids(), progress_bar(unit="groups", show=show) as progress:
-        task = progress.add_task("explaining points", total=len(work))
-        for number, chunk, method, role in work:
-            name = f"{number}/{method.name}/{_role_key(role)}"
-            if name not in done:
-                _run_group(
-                    store, settings, source, name, chunk, method, role, reference, features, plan.classes
-                )
+    groups = plan_groups(settings, plan, points, features)
+    pending = [g for g in groups if g.name not in done]
+    with progress_bar(unit="groups", show=show) as progress:
+        task = progress.add_task("explaining points", total=len(groups), completed=len(groups) - len(pending))
+        if scale_out is not None:
+            from multiviz.runs.ray_engine import compute_on_ray
+
+            outputs = compute_on_ray(settings, pending, features, plan.classes, **scale_out)
+        else:
+            outputs = _compute_here(settings, source, plan, pending, features)
+        for output in outputs:
+            write_group(store, output)
             progress.advance(task)
+
+
+def _compute_here(
+    settings: RunConfig, source: RunSource, plan: RunPlan, groups: list[Group], features: dict[int, list[int]]
+) -> Iterator[GroupOutput]:
+    reference = reference_set(source, settings.seed, plan)
+    with sharing_sample_set_grids():
+        for group in groups:
+            yield compute_group(settings, source, group, reference, features, plan.classes)
 
 
 def _role_key(role: Any) -> str:
@@ -292,7 +382,7 @@ def _role_key(role: Any) -> str:
     return role if isinstance(role, str) else f"class:{role}"
 
 
-def _reference_set(source: RunSource, seed: int, plan: RunPlan) -> dict[str, torch.Tensor] | None:
+def reference_set(source: RunSource, seed: int, plan: RunPlan) -> dict[str, torch.Tensor] | None:
     """DIME's sample set: ``n_reference`` rows of the split drawn with the run's seed, shared by all."""
     dime = next((m for m in plan.methods if m.name == "dime"), None)
     if dime is None:
@@ -303,24 +393,21 @@ def _reference_set(source: RunSource, seed: int, plan: RunPlan) -> dict[str, tor
     return rows_batch(source, rows)
 
 
-def _run_group(
-    store: RunStore,
+def compute_group(
     settings: RunConfig,
     source: RunSource,
-    name: str,
-    chunk: list[_Point],
-    method: PlannedMethod,
-    role: Any,
+    group: Group,
     reference: dict[str, torch.Tensor] | None,
     features: dict[int, list[int]],
     classes: list[Any],
-) -> None:
-    """Explain the chunk's points that need ``role`` with ``method``; commit the records and the group.
-    An extra class is left out for the points whose predicted (or true) class it is, when that role is
-    explained too: the record is the same."""
+) -> GroupOutput:
+    """Explain the group's points that need its role with its method. An extra class is left out for
+    the points whose predicted (or true) class it is, when that role is explained too: the record is the
+    same."""
+    role, method, chunk = group.role, group.method, group.chunk
     target: Any
     if role == "predicted":
-        members, target = chunk, "predicted"
+        members, target = list(chunk), "predicted"
     elif role == "label":
         members, target = [p for p in chunk if p.label != p.predicted], "label"
     elif isinstance(role, tuple):
@@ -335,7 +422,7 @@ def _run_group(
         ]
         target = int(role)
     started = time.perf_counter()
-    records = []
+    records: list[tuple[int, str, int | None, str, bytes, float | None]] = []
     if members:
         batch = rows_batch(source, [p.row for p in members])
         parameters = dict(method.parameters)
@@ -346,29 +433,33 @@ def _run_group(
             result = info.function(source.adapter, batch, target, **parameters)
         for position, point in enumerate(members):
             one = result.take([position])
-            records.append((point, one))
-    seconds = time.perf_counter() - started
-    with store.transaction() as connection:
-        for point, one in records:
             class_index = None if isinstance(role, tuple) else int(one.target_index[0])
+            key = f"feature:{role[1]}" if isinstance(role, tuple) else f"class:{class_index}"
+            share = (
+                interactive_share(one)
+                if method.name == "dime" and role == "predicted" and isinstance(one, Disentanglement)
+                else None
+            )
+            records.append(
+                (point.point_id, key, class_index, one.result_type, one.to_bytes(settings.precision), share)
+            )
+    return GroupOutput(group.name, method.name, len(members), time.perf_counter() - started, records)
+
+
+def write_group(store: RunStore, output: GroupOutput) -> None:
+    """Commit a group's records, the points' interactive shares and the group itself, in one transaction."""
+    with store.transaction() as connection:
+        for point_id, key, class_index, result_type, payload, share in output.records:
             connection.execute(  # OR IGNORE: a near-tie may make a chunk's argmax differ from the split's
                 "INSERT OR IGNORE INTO records (point_id, method, target, class_index, result_type, payload) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    point.point_id,
-                    method.name,
-                    f"feature:{role[1]}" if isinstance(role, tuple) else f"class:{class_index}",
-                    class_index,
-                    one.result_type,
-                    one.to_bytes(settings.precision),
-                ),
+                (point_id, output.method, key, class_index, result_type, payload),
             )
-            if method.name == "dime" and role == "predicted" and isinstance(one, Disentanglement):
+            if share is not None:
                 connection.execute(
-                    "UPDATE points SET interactive_share = ? WHERE point_id = ?",
-                    (interactive_share(one), point.point_id),
+                    "UPDATE points SET interactive_share = ? WHERE point_id = ?", (share, point_id)
                 )
-        store.add_group(connection, name, method.name, len(members), seconds)
+        store.add_group(connection, output.name, output.method, output.points, output.seconds)
 
 
 def interactive_share(result: Disentanglement) -> float | None:
