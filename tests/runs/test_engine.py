@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.runs.conftest import fast_config, synthetic_checkpoint
+from tests.runs.conftest import FAST, fast_config, synthetic_checkpoint
 
 import multiviz as mv
 from multiviz.errors import InputError
@@ -190,3 +190,31 @@ def test_extra_classes_by_index_are_explained_for_every_point(checkpoint: Path, 
             targets = {r["target"] for r in run.records(point["point_id"]) if r["method"] == "occlusion"}
             assert targets == {f"class:{point['predicted']}", "class:1"}
         assert run.dataset_results() == []
+
+
+def test_the_error_model_keeps_every_error_and_falls_back_from_an_error_free_split(
+    checkpoint: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from multiviz.runs import dataset_level, points
+    from multiviz.runs.source import open_source
+
+    source = open_source({"checkpoint": str(checkpoint)}, {"name": None, "options": {}, "split": "test"}, "cpu")
+    rows, n_wrong = dataset_level._labelled_rows(source, "val", 10, seed=0)
+    predictions = points.predict_split(source, split="val")
+    wrong = set(np.flatnonzero(predictions.predicted != predictions.labels).tolist())
+    assert len(rows) == 10 and n_wrong == len(wrong)
+    assert len(wrong & set(rows.tolist())) == min(len(wrong), 5)  # errors first, up to half the rows
+
+    real = points.predict_split
+
+    def error_free_val(source, batch_size=256, show_progress=False, split=None):  # type: ignore[no-untyped-def]
+        found = real(source, batch_size, show_progress, split)
+        if split == "val":
+            found.predicted = found.labels.copy()
+        return found
+
+    monkeypatch.setattr(points, "predict_split", error_free_val)
+    config = fast_config(checkpoint, dataset={**FAST["dataset"], "sparse": False, "feature_analysis": False})
+    with Run.open(explain(config, tmp_path / "run")) as run:
+        errors = run.dataset_result("error_analysis")
+        assert errors.extras["labelled_split"] == "test" and errors.extras["fallback_from"] == "val"

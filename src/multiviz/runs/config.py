@@ -42,7 +42,7 @@ POINT_STAGES = ("U", "C")
 DATASET_ANALYSES: dict[str, dict[str, Any]] = {
     "features": {"batch_size": 256},
     "sparse": {"split": "train", "max_rows": 5000, "n_lambdas": 50, "l1_ratio": 0.99, "top_k": 5},
-    "errors": {"labelled": "val", "pool": "train", "max_rows": 5000, "top_k": 5, "budget": 100},
+    "errors": {"labelled": "val", "pool": "train", "max_rows": 5000, "top_k": 5, "budget": 100, "lam": 1e-3},
     "emap": {"points": 50, "seed": 0},
     "feature_analysis": {"features_per_class": 2, "top_k": 5, "method": "gradient_x_input"},
 }

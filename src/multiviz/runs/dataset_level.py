@@ -103,9 +103,8 @@ def run_dataset_analyses(
         errors = _stored(store, "error_analysis", lambda: _errors(source, spec, settings.seed, show), skipped)
     if options["emap"] is not False:
         _stored(store, "emap", lambda: _emap(source, options["emap"], show), skipped)
-    if skipped:
-        with store.transaction() as connection:
-            store.set_manifest(connection, dataset_skipped=skipped)
+    with store.transaction() as connection:  # this attempt's reasons (a resume may have got further)
+        store.set_manifest(connection, dataset_skipped=skipped)
     return Analyses(split_features, sparse, errors)
 
 
@@ -128,27 +127,64 @@ def _sparse(source: RunSource, spec: dict[str, Any], seed: int, show: bool) -> S
     return path
 
 
+def _labelled_rows(source: RunSource, split: str, most: int, seed: int) -> tuple[np.ndarray, int]:
+    """The rows the error model learns from: every error of ``split`` (up to half of ``most``) and a
+    seeded sample of its correct rows up to ``most`` in all, in row order; and the split's error count.
+    A rare error (the demo model gets 0.1 % wrong) would otherwise be missing from a uniform sample."""
+    from multiviz.runs.points import predict_split
+
+    predictions = predict_split(source, split=split)
+    wrong = np.flatnonzero(predictions.predicted != predictions.labels)
+    right = np.flatnonzero(predictions.predicted == predictions.labels)
+    chance = np.random.default_rng(seed)
+    errors = chance.permutation(wrong)[: most // 2]
+    correct = chance.permutation(right)[: most - len(errors)]
+    return np.sort(np.concatenate([errors, correct])), len(wrong)
+
+
 def _errors(source: RunSource, spec: dict[str, Any], seed: int, show: bool) -> ErrorAnalysis:
+    """MultiViz D.5 on a labelled split; a split the model gets all right (the demo's validation split)
+    falls back to the run's own split, and the manifest says so (``extras["labelled_split"]``)."""
     from multiviz.representations import error_analysis
 
-    labelled = _sample_rows(source.data.size(spec["labelled"]), spec["max_rows"], seed)
+    split = spec["labelled"]
+    labelled, n_wrong = _labelled_rows(source, split, spec["max_rows"], seed)
+    fallback = None
+    if n_wrong == 0 and split != source.split:
+        fallback, split = split, source.split
+        labelled, n_wrong = _labelled_rows(source, split, spec["max_rows"], seed)
     pool = _sample_rows(source.data.size(spec["pool"]), spec["max_rows"], seed + 1)
-    features, logits = _features_logits(source, spec["labelled"], labelled, show)
+    features, logits = _features_logits(source, split, labelled, show)
     pool_features, pool_logits = _features_logits(source, spec["pool"], pool, show)
-    labels = source.data.splits[spec["labelled"]]["label"].cpu().numpy()[labelled]
-    result = error_analysis(
-        features,
-        logits.argmax(axis=1),
-        labels,
-        pool_features,
-        pool_logits,
-        top_k=spec["top_k"],
-        budget=min(spec["budget"], len(pool)),
-        seed=seed,
-    )
+    labels = source.data.splits[split]["label"].cpu().numpy()[labelled]
+    for lam in (spec["lam"], spec["lam"] / 10, spec["lam"] / 100):  # a sparser fit may keep no feature
+        try:
+            result = error_analysis(
+                features,
+                logits.argmax(axis=1),
+                labels,
+                pool_features,
+                pool_logits,
+                top_k=spec["top_k"],
+                budget=min(spec["budget"], len(pool)),
+                seed=seed,
+                lam=lam,
+            )
+            break
+        except InputError as error:
+            if error.argument != "lam" or lam == spec["lam"] / 100:
+                raise
     # the selections index the pool sample: give them as rows of the pool split
     result.selections = {k: [int(pool[i]) for i in v] for k, v in result.selections.items()}
-    result.extras = {**result.extras, "labelled_split": spec["labelled"], "pool_split": spec["pool"]}
+    result.extras = {
+        **result.extras,
+        "labelled_split": split,
+        "labelled_rows": len(labelled),
+        "split_errors": n_wrong,
+        "split_error_rate": n_wrong / source.data.size(split),
+        "pool_split": spec["pool"],
+        **({"fallback_from": fallback} if fallback else {}),
+    }
     return result
 
 

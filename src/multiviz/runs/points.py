@@ -64,15 +64,18 @@ def split_batches(
         yield {key: batch[key] for key in keys if key in batch}
 
 
-def predict_split(source: RunSource, batch_size: int = 256, show_progress: bool = False) -> SplitPredictions:
-    """One forward pass over the split (no gradients), batch by batch."""
+def predict_split(
+    source: RunSource, batch_size: int = 256, show_progress: bool = False, split: str | None = None
+) -> SplitPredictions:
+    """One forward pass over the run's split (or ``split``), no gradients, batch by batch."""
+    split = split or source.split
     predicted: list[np.ndarray] = []
     confidence: list[np.ndarray] = []
-    total = -(-source.data.size(source.split) // batch_size)
+    total = -(-source.data.size(split) // batch_size)
     for batch in track(
-        split_batches(source, source.split, batch_size),
+        split_batches(source, split, batch_size),
         total=total,
-        description=f"predicting '{source.split}'",
+        description=f"predicting '{split}'",
         unit="batches",
         show=show_progress,
     ):
@@ -81,7 +84,7 @@ def predict_split(source: RunSource, batch_size: int = 256, show_progress: bool 
         best = probabilities.max(1)
         predicted.append(best.indices.numpy())
         confidence.append(best.values.numpy())
-    labels = source.data.splits[source.split]["label"].cpu().numpy().astype(np.int64)
+    labels = source.data.splits[split]["label"].cpu().numpy().astype(np.int64)
     return SplitPredictions(labels, np.concatenate(predicted), np.concatenate(confidence))
 
 
