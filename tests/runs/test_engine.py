@@ -198,7 +198,9 @@ def test_the_error_model_keeps_every_error_and_falls_back_from_an_error_free_spl
     from multiviz.runs import dataset_level, points
     from multiviz.runs.source import open_source
 
-    source = open_source({"checkpoint": str(checkpoint)}, {"name": None, "options": {}, "split": "test"}, "cpu")
+    source = open_source(
+        {"checkpoint": str(checkpoint)}, {"name": None, "options": {}, "split": "test"}, "cpu"
+    )
     rows, n_wrong = dataset_level._labelled_rows(source, "val", 10, seed=0)
     predictions = points.predict_split(source, split="val")
     wrong = set(np.flatnonzero(predictions.predicted != predictions.labels).tolist())
