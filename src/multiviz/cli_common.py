@@ -114,30 +114,13 @@ class MultivizGroup(TyperGroup):
 
 def open_checkpoint(path: Path, device: str) -> tuple[TorchAdapter, TrainingData]:
     """The CLI's one checkpoint loader: the checkpoint's adapter on ``device`` and the data set its
-    training metadata records. A missing or corrupted checkpoint is a ``CheckpointError`` naming the path
-    (see :func:`multiviz.training.load_checkpoint`).
+    training metadata records, with the data set's modalities (words, not token ids) when they describe
+    the same inputs (:func:`multiviz.runs.source.checkpoint_with_data`). A missing or corrupted checkpoint
+    is a ``CheckpointError`` naming the path. Use ``data.class_names`` (see :func:`class_name`) for the
+    answers."""
+    from multiviz.runs.source import checkpoint_with_data
 
-    The adapter's modalities are the data set's when they describe the same inputs (same names and kinds,
-    in order): a checkpoint cannot store a tokenizer, so its text modalities would label question atoms by
-    token id (``[3609]``); the data set's carry it and label them by word. Use ``data.class_names`` (see
-    :func:`class_name`) for the answers.
-    """
-    from multiviz.adapters import TorchAdapter
-    from multiviz.training import checkpoint_dataset, load_checkpoint
-
-    loaded = load_checkpoint(path, device=device)
-    data = checkpoint_dataset(loaded)
-    adapter = loaded.adapter
-    described = [(m.name, m.modality_kind) for m in adapter.modalities]
-    if [(m.name, m.modality_kind) for m in data.modalities] == described:
-        adapter = TorchAdapter(
-            adapter.model,
-            data.modalities,
-            arguments=adapter.arguments,
-            embeddings=adapter.embedding_modules,
-            head=adapter.head,
-            extra_arguments=adapter.extra_arguments,
-        )
+    adapter, data = checkpoint_with_data(path, device)
     return adapter, data
 
 
