@@ -41,11 +41,21 @@ def config(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(config: Path) -> tuple[Path, float]:
+def uninterrupted(config: Path) -> tuple[Path, int]:
+    """The run without interruption, and how many groups it commits."""
     output = config.parent / "uninterrupted"
-    started = time.perf_counter()
     subprocess.run(command(config, output), check=True, env=environment(), capture_output=True)
-    return output, time.perf_counter() - started
+    return output, len(committed_groups(output))
+
+
+def committed_groups(output: Path) -> list[str]:
+    if not (output / "run.sqlite").exists():
+        return []
+    try:
+        with sqlite3.connect(output / "run.sqlite", timeout=5) as connection:
+            return [name for (name,) in connection.execute("SELECT name FROM groups")]
+    except sqlite3.OperationalError:  # the schema is being created
+        return []
 
 
 def check_store(output: Path) -> None:
@@ -63,13 +73,23 @@ def check_store(output: Path) -> None:
         assert recorded <= points
 
 
-def kill_and_resume(config: Path, output: Path, duration: float, kills: int, seed: int) -> None:
+def kill_and_resume(config: Path, output: Path, total: int, kills: int, seed: int) -> None:
+    """``kills`` times: start the run, SIGKILL it once a random number of groups is committed (0: as soon
+    as the store exists, during the data-set level analyses; the kill lands inside the next group or
+    commit), check the store; then finish the run."""
     chance = random.Random(seed)
     for _ in range(kills):
+        done = len(committed_groups(output))
+        target = chance.randint(done, total - 1) if done < total else total
         process = subprocess.Popen(
             command(config, output), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(chance.uniform(0.3, duration))
+        while process.poll() is None and not (
+            (output / "run.sqlite").exists() and len(committed_groups(output)) >= target
+        ):
+            time.sleep(0.02)
+        if target == done:  # let it get into the work a little (imports, loading, predicting)
+            time.sleep(chance.uniform(0.0, 0.5))
         process.send_signal(signal.SIGKILL)
         process.wait()
         check_store(output)
@@ -77,40 +97,39 @@ def kill_and_resume(config: Path, output: Path, duration: float, kills: int, see
 
 
 def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(
-    config: Path, uninterrupted: tuple[Path, float], tmp_path: Path
+    config: Path, uninterrupted: tuple[Path, int], tmp_path: Path
 ) -> None:
-    reference, duration = uninterrupted
+    reference, total = uninterrupted
     output = tmp_path / "killed"
-    kill_and_resume(config, output, duration, kills=5, seed=0)
+    kill_and_resume(config, output, total, kills=5, seed=0)
     assert everything(output) == everything(reference)
 
 
 @pytest.mark.slow
-def test_twenty_kills(config: Path, uninterrupted: tuple[Path, float], tmp_path: Path) -> None:
-    reference, duration = uninterrupted
+def test_twenty_kills(config: Path, uninterrupted: tuple[Path, int], tmp_path: Path) -> None:
+    reference, total = uninterrupted
     output = tmp_path / "killed"
-    kill_and_resume(config, output, duration, kills=20, seed=1)
+    kill_and_resume(config, output, total, kills=20, seed=1)
     assert everything(output) == everything(reference)
 
 
 def test_ctrl_c_exits_130_and_says_how_to_resume(
-    config: Path, uninterrupted: tuple[Path, float], tmp_path: Path
+    config: Path, uninterrupted: tuple[Path, int], tmp_path: Path
 ) -> None:
-    _, duration = uninterrupted
+    _, total = uninterrupted
     output = tmp_path / "interrupted"
     process = subprocess.Popen(
         command(config, output), env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    # wait until the store exists (the imports are done and the run has started), then interrupt
-    deadline = time.time() + 60
-    while not (output / "run.sqlite").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(min(0.3, duration / 4))
+    # interrupt once the run is inside the point loop (a group is committed)
+    while process.poll() is None and not committed_groups(output):
+        time.sleep(0.02)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=120)
     if process.returncode == 0:
         pytest.skip("the run finished before the interrupt arrived")
     assert process.returncode == 130, stderr
     message = " ".join(stderr.split())
     assert "Interrupted" in message and f"--output {output}" in message and "resume" in message
     check_store(output)
+    assert 0 < len(committed_groups(output)) < total
