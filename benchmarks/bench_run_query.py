@@ -113,21 +113,7 @@ def _rows(n: int, seed: int = 0) -> list[tuple[Any, ...]]:
     return rows
 
 
-COLUMNS = (
-    "point_id",
-    "split",
-    "row",
-    "label",
-    "label_name",
-    "predicted",
-    "predicted_name",
-    "correct",
-    "confidence",
-    "text",
-    "interactive_share",
-    "error_score",
-    "selected_by",
-)
+from multiviz.runs.run import POINT_COLUMNS as COLUMNS  # noqa: E402 (the store's own column order)
 
 
 def _record(method: str, words: list[str], target: int, seed: int) -> bytes:
