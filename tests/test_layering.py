@@ -42,6 +42,9 @@ LAYERS = {
     "cli_evaluate": 10,
     "cli_explain": 10,
     "cli_features": 10,
+    "cli_serve": 10,
+    "dashboard": 10,
+    "evaluation_suite": 10,
     "__init__": 11,
     "__main__": 11,
 }

@@ -167,8 +167,62 @@ def _samples(tmp: Path) -> dict[str, Result]:
         global_analysis(vectors, data, store, 1, top_k=3),
         error_analysis(z, predictions, labels, pool, pool_logits, top_k=2, budget=20),
     ]
+    samples += _evaluation_samples(adapter, batch, attributions)
     samples += _constructed()
     return {sample.result_type: sample for sample in samples}
+
+
+def _evaluation_samples(
+    adapter: TorchAdapter, batch: dict[str, torch.Tensor], attributions: Result
+) -> list[Result]:
+    """Stage E: the metrics' results on the tiny model's explanation."""
+    from multiviz.evaluation.faithfulness import evaluate_faithfulness
+
+    faithfulness = evaluate_faithfulness(
+        adapter, batch, attributions, "label", n_steps=4, n_random=1, n_runs=4
+    )
+    from multiviz.results import EvaluationReport
+
+    report = EvaluationReport(
+        model={"checkpoint": "runs/tiny"},
+        data={"name": "tiny", "split": "test"},
+        split="test",
+        rows=[0, 1, 2],
+        target="label",
+        target_index=list(faithfulness.deletion.target_index),
+        explanation_methods=["gradient_x_input"],
+        results={"faithfulness/0": faithfulness},
+        leaderboard=[{**row, "metric_group": "faithfulness"} for row in faithfulness.leaderboard_rows()],
+        skipped={"sanity": "not asked for"},
+        seconds={"faithfulness": 0.5},
+        model_sha256="0" * 64,
+    )
+    parts = [faithfulness.deletion, faithfulness.top_k, faithfulness.eraser, faithfulness.correlation]
+    return [faithfulness, *parts, report, *_pair_samples()]
+
+
+def _pair_samples() -> list[Result]:
+    from multiviz.evaluation.pair_masking import pair_masking
+    from multiviz.evaluation.planted_pairs import (
+        REDUNDANCY,
+        SYNERGY,
+        planted_pair_adapter,
+        planted_pair_batch,
+        planted_pair_recovery,
+    )
+
+    vectors = TorchAdapter(LinearEncoder(), [Modality("a", "vector"), Modality("b", "vector")], head="head")
+    generator = torch.Generator().manual_seed(5)
+    points = {"a": torch.randn(3, 3, generator=generator), "b": torch.randn(3, 2, generator=generator)}
+    masked = pair_masking(
+        vectors, points, "predicted", modality_a="a", modality_b="b",
+        rankers=["cross_modal_perturbation"], budgets=[1, 2], n_random=2, n_bootstrap=20,
+    )  # fmt: skip
+    planted = planted_pair_recovery(
+        planted_pair_adapter(), planted_pair_batch(2), SYNERGY, REDUNDANCY,
+        modality_a="x_a", modality_b="x_b", rankers=["cross_modal_perturbation"], n_bootstrap=20,
+    )  # fmt: skip
+    return [masked, planted]
 
 
 def _constructed() -> list[Result]:

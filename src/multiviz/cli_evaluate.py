@@ -1,21 +1,102 @@
-"""``multiviz evaluate``: published evaluations of the explanation methods (DIME's Tables 2 and 3).
+"""``multiviz evaluate``: how faithful, sane and correct a model's explanations are (stage E).
 
-The tables are computed by :mod:`multiviz.evaluation.dime_tables` on models from the model cache
-(:mod:`multiviz.training.cache`, shared with ``multiviz demo``: trained on first use, then reused); these
-commands print them as markdown.
+``multiviz evaluate CONFIG|MODEL --out DIR [--run RUN]`` runs the evaluation suite
+(:mod:`multiviz.evaluation_suite.suite`) and writes its report; the subcommands reproduce published
+evaluations: DIME's Tables 2 and 3 (:mod:`multiviz.evaluation.dime_tables`, on models from the model
+cache shared with ``multiviz demo``) and Ledent et al.'s toy table, printed as markdown.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+
+class EvaluateGroup(TyperGroup):
+    """``multiviz evaluate X ...`` runs the subcommand ``X`` when there is one, else the suite on ``X``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["suite", *args]
+        return super().resolve_command(ctx, args)
+
 
 evaluate_app = typer.Typer(
-    help="Reproduce published evaluations: DIME's Table 2 (synthetic task) and Table 3 (easy-VQA).",
+    cls=EvaluateGroup,
+    help="Evaluate explanations: the suite (multiviz evaluate CONFIG|MODEL --out DIR), DIME's Tables 2 "
+    "and 3, Ledent et al.'s toy table.",
     no_args_is_help=True,
 )
+
+
+@evaluate_app.command("suite")
+def suite(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="CONFIG|MODEL",
+            help="An evaluation config (YAML), a checkpoint, a HuggingFace folder or module:function.",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The report folder (report.md, report.json, plots).")
+    ],
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            help="A run of the same model: evaluate its points and stored explanations, store the scores."
+        ),
+    ] = None,
+    points: Annotated[int | None, typer.Option(help="Override the number of points.")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Run only this metric (repeat for several).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Measure how faithful, sane and correct every explanation of a model is; write a report."""
+    from multiviz.cli_common import error_console
+    from multiviz.evaluation_suite.config import EvaluationConfig
+    from multiviz.evaluation_suite.report import store_in_run, write_report
+    from multiviz.evaluation_suite.suite import METRICS, evaluate
+
+    path = Path(source)
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        config = EvaluationConfig.from_yaml(path)
+    else:
+        config = EvaluationConfig.for_model(source)
+    if points is not None:
+        config.points = (
+            {"count": points, "rule": "random", "seed": 0} if "ids" not in config.points else config.points
+        )
+    if device is not None:
+        config.device = device
+    if metric:
+        from multiviz.evaluation_suite import runners  # noqa: F401  (registers the metrics)
+
+        unknown = [m for m in metric if m not in METRICS]
+        if unknown:
+            from multiviz.errors import InputError
+
+            raise InputError(
+                f"unknown metric {unknown[0]!r}; expected some of {list(METRICS)}", argument="metric"
+            )
+        config.metrics = {**{m: False for m in METRICS}, **{m: config.metrics.get(m, {}) for m in metric}}
+    config.__post_init__()
+    try:
+        report = evaluate(config, run=run, show_progress=not quiet, log=typer.echo)
+    except KeyboardInterrupt:
+        error_console.print(f"[yellow]Interrupted.[/] Nothing was written to {out}.")
+        raise typer.Exit(130) from None
+    folder = write_report(report, out)
+    typer.echo(f"wrote {folder / 'report.md'} ({len(report.leaderboard)} leaderboard rows)")
+    if run is not None:
+        stored = store_in_run(report, run)
+        typer.echo(f"stored {len(report.results)} results and {stored} per-point scores in {run}")
+
 
 CacheDir = Annotated[
     Path | None,

@@ -19,6 +19,14 @@ from multiviz.results._base import (
     result_from_dict,
 )
 from multiviz.results.attribution import Attribution, Attributions, ModalitySummary
+from multiviz.results.evaluation import EvaluationReport
+from multiviz.results.faithfulness import (
+    DeletionCurves,
+    EraserScores,
+    Faithfulness,
+    FaithfulnessCorrelation,
+    TopKMasking,
+)
 from multiviz.results.interaction import (
     DECISIONS,
     ROLES,
@@ -29,6 +37,7 @@ from multiviz.results.interaction import (
     MaskingRounds,
     ShapleyInteractions,
 )
+from multiviz.results.pair_masking import PairMasking, PlantedPairRecovery
 from multiviz.results.prediction import LambdaStep, SparsePath
 from multiviz.results.relevance import Relevance
 from multiviz.results.representation import ErrorAnalysis, FeatureExtremes
@@ -41,18 +50,26 @@ __all__ = [
     "ROUNDS",
     "Attribution",
     "Attributions",
+    "DeletionCurves",
     "Disentanglement",
     "EMAPResult",
+    "EraserScores",
     "ErrorAnalysis",
+    "EvaluationReport",
+    "Faithfulness",
+    "FaithfulnessCorrelation",
     "FeatureExtremes",
     "InteractionMap",
     "LambdaStep",
     "MaskingRounds",
     "ModalitySummary",
+    "PairMasking",
+    "PlantedPairRecovery",
     "Relevance",
     "Result",
     "ShapleyInteractions",
     "SparsePath",
+    "TopKMasking",
     "decode",
     "encode",
     "result_from_bytes",
