@@ -48,6 +48,11 @@ app.command("explain")(cli_explain.explain)
 app.command("show")(cli_explain.show)
 app.command("export")(cli_explain.export)
 
+import multiviz.cli_serve as cli_serve  # noqa: E402 (the dashboard: serve, report)
+
+app.command("serve")(cli_serve.serve)
+app.command("report")(cli_serve.report)
+
 
 @app.command()
 def train(
@@ -106,10 +111,20 @@ def demo(
         Path | None, typer.Option(help="Default $MULTIVIZ_CACHE or ~/.cache/multiviz.")
     ] = None,
     sample: Annotated[int, typer.Option(help="Which test point to explain.")] = 0,
+    serve: Annotated[
+        bool | None,
+        typer.Option(help="End by serving the run's dashboard (default: when the output is a terminal)."),
+    ] = None,
 ) -> None:
     """Train (or reuse) a demo model, print its test accuracy and explain a test point."""
     if task == "easy-vqa":
+        import sys
+
         _vqa_demo(quick=quick, retrain=retrain, cache_dir=cache_dir, sample=sample)
+        if serve if serve is not None else sys.stdout.isatty():
+            from multiviz.cli_serve import serve_demo
+
+            serve_demo(quick=quick, cache_dir=cache_dir)
     elif task == "dime-synthetic":
         _dime_demo(quick=quick, retrain=retrain, cache_dir=cache_dir, sample=sample)
     else:

