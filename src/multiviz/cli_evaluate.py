@@ -19,9 +19,15 @@ class EvaluateGroup(TyperGroup):
     """``multiviz evaluate X ...`` runs the subcommand ``X`` when there is one, else the suite on ``X``."""
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
+        if args and args[0] not in self.commands and _names_a_model(args[0]):
             args = ["suite", *args]
         return super().resolve_command(ctx, args)
+
+
+def _names_a_model(word: str) -> bool:
+    """Whether a first argument is a config or a model (a path, ``module:function``) rather than a
+    mistyped subcommand such as ``table4``, which gets click's "No such command"."""
+    return not word.startswith("-") and (Path(word).exists() or any(c in word for c in "/\\:."))
 
 
 evaluate_app = typer.Typer(
@@ -56,6 +62,14 @@ def suite(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray: the jobs (metric x explanation method) on Ray actors.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray: auto, ray://HOST:PORT, or none for a local Ray.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Ray: actors (each loads the model once).")] = 2,
+    gpus_per_worker: Annotated[float, typer.Option(help="Ray: GPUs per actor.")] = 0.0,
 ) -> None:
     """Measure how faithful, sane and correct every explanation of a model is; write a report."""
     from multiviz.cli_common import error_console
@@ -87,7 +101,16 @@ def suite(
         config.metrics = {**{m: False for m in METRICS}, **{m: config.metrics.get(m, {}) for m in metric}}
     config.__post_init__()
     try:
-        report = evaluate(config, run=run, show_progress=not quiet, log=typer.echo)
+        report = evaluate(
+            config,
+            run=run,
+            show_progress=not quiet,
+            log=typer.echo,
+            engine=engine,
+            address=address,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+        )
     except KeyboardInterrupt:
         error_console.print(f"[yellow]Interrupted.[/] Nothing was written to {out}.")
         raise typer.Exit(130) from None

@@ -25,6 +25,7 @@ _FAITHFULNESS_OPTIONS = ("modalities", "n_steps", "n_random", "percentages", "bi
     "deletion/insertion AUC, top-K% masking, ERASER comprehensiveness/sufficiency and faithfulness "
     "correlation of every stage-U explanation, per modality and jointly",
     _FAITHFULNESS_OPTIONS,
+    per_method=True,
 )
 def run_faithfulness(context: EvaluationContext, **options: Any) -> list[Result]:
     from multiviz.evaluation.faithfulness import evaluate_faithfulness

@@ -5,6 +5,9 @@
 place) followed by the JSON manifest (written atomically), which lists the complete shards and the
 running per-feature statistics. The manifest is the commit point: an interrupted extraction resumes
 after its last listed shard, and memory stays at one batch plus one shard, whatever the data set's size.
+A data set whose rows can be addressed is computed in blocks of rows (:func:`plan_blocks`), the unit of
+work the Ray engine hands to its actors (:mod:`multiviz.representations.ray_extraction`); the shards
+and the statistics do not depend on the engine or on the number of workers.
 ``FeatureStore`` reads the shards memory-mapped (MultiViz stage R stores ``M_z``, the ``[N, d]``
 activations, Liang et al. ICLR 2023 section 2.3).
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,49 +137,163 @@ def extract_features(
     ``n_rows`` is the row count of an iterable data set, for the progress bar only. ``metadata`` (JSON
     values, e.g. the checkpoint and split) is kept in the manifest (:attr:`FeatureStore.metadata`); a
     resume with different metadata is refused.
+
+    A data set whose rows can be addressed (a mapping of tensors, a
+    :class:`~multiviz.data.split_batches.SplitBatches`) is computed in :class:`Block` s, each shard's rows
+    in batches of ``batch_size`` from the shard's first row, the blocking the Ray engine uses too
+    (:func:`multiviz.representations.ray_extraction.extract_features_on_ray`): both engines write the
+    same shards, bit for bit, and either resumes the other's extraction.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"expected an integer >= 1, got {batch_size!r}", argument="batch_size")
-    if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
-        raise InputError(f"expected an integer >= 1, got {shard_rows!r}", argument="shard_rows")
     directory = Path(output)
-    manifest = _open_manifest(directory, layer, dict(metadata or {}))
+    manifest = open_extraction(directory, layer, metadata, batch_size, shard_rows)
     if manifest["complete"]:
         return FeatureStore(directory)
-    done = sum(int(s["rows"]) for s in manifest["shards"])
+    done = stored_rows(manifest)
+    total = _length(dataset) if n_rows is None else n_rows
+    arrays: Iterator[np.ndarray]
+    if addressable(dataset):
+        total = rows_of(dataset)
+        blocks = plan_blocks(total, done, shard_rows, batch_size)
+        arrays = (compute_block(adapter, dataset, block, layer, batch_size) for block in blocks)
+    else:
+        arrays = (batch_features(adapter, batch, layer) for batch in _batches(dataset, batch_size, skip=done))
+    with progress_bar(show=show_progress) as progress:
+        task = progress.add_task("extracting features", total=total, completed=done)
+        write_rows(directory, manifest, arrays, layer, shard_rows, lambda rows: progress.advance(task, rows))
+    return FeatureStore(directory)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows ``[start, stop)`` of one shard: the unit of work of an extraction (``index``: its rank)."""
+
+    index: int
+    start: int
+    stop: int
+
+
+def plan_blocks(
+    n_rows: int, done: int, shard_rows: int, batch_size: int, block_rows: int | None = None
+) -> list[Block]:
+    """The blocks of the rows after the first ``done`` (stored) ones: shards of ``shard_rows`` rows from
+    row ``done``, each cut into blocks of ``block_rows`` rows (rounded up to whole batches; default the
+    whole shard). A block's batches start at its shard's first row plus a multiple of ``batch_size``
+    whatever ``block_rows`` is, so the blocking changes no batch and no result."""
+    if block_rows is None:
+        block_rows = shard_rows
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise InputError(f"expected an integer >= 1, got {block_rows!r}", argument="block_rows")
+    block_rows = -(-block_rows // batch_size) * batch_size
+    blocks: list[Block] = []
+    for shard in range(done, n_rows, shard_rows):
+        end = min(n_rows, shard + shard_rows)
+        for start in range(shard, end, block_rows):
+            blocks.append(Block(len(blocks), start, min(end, start + block_rows)))
+    return blocks
+
+
+def addressable(dataset: Any) -> bool:
+    """Whether rows ``[a, b)`` of ``dataset`` can be taken directly (and so computed in blocks)."""
+    from multiviz.data.split_batches import SplitBatches
+
+    return isinstance(dataset, Mapping | SplitBatches)
+
+
+def rows_of(dataset: Any) -> int:
+    """The row count of an addressable data set."""
+    return _mapping_rows(dataset) if isinstance(dataset, Mapping) else len(dataset)
+
+
+def row_slice(dataset: Any, start: int, stop: int) -> Batch:
+    """The model batch of rows ``[start, stop)`` of an addressable data set."""
+    if isinstance(dataset, Mapping):
+        return {
+            k: torch.as_tensor(v[start:stop]) if isinstance(v, Tensor | np.ndarray) else v
+            for k, v in dataset.items()
+        }
+    batch = dataset.data.batch(dataset.split, slice(start, stop))
+    return {name: batch[name] for name in dataset.names}
+
+
+def batch_features(adapter: Adapter, batch: Batch, layer: str | None) -> np.ndarray:
+    """``adapter.features(batch, layer)`` as float32 ``[rows, F]`` on the CPU, without gradients."""
+    with torch.no_grad():
+        return adapter.features(batch, layer=layer).detach().to("cpu", torch.float32).numpy()
+
+
+def compute_block(
+    adapter: Adapter, dataset: Any, block: Block, layer: str | None, batch_size: int
+) -> np.ndarray:
+    """A block's features, ``[rows, F]`` float32, in batches of ``batch_size`` from its first row."""
+    parts = [
+        batch_features(adapter, row_slice(dataset, start, min(block.stop, start + batch_size)), layer)
+        for start in range(block.start, block.stop, batch_size)
+    ]
+    return np.concatenate(parts)
+
+
+def stored_rows(manifest: Mapping[str, Any]) -> int:
+    """The rows of the shards a manifest lists."""
+    return sum(int(s["rows"]) for s in manifest["shards"])
+
+
+def open_extraction(
+    output: str | Path,
+    layer: str | None,
+    metadata: Mapping[str, Any] | None,
+    batch_size: int,
+    shard_rows: int,
+) -> dict[str, Any]:
+    """The manifest of the extraction in ``output``: created, or read to resume (strays removed)."""
+    _check_sizes(batch_size, shard_rows)
+    return _open_manifest(Path(output), layer, dict(metadata or {}))
+
+
+def write_rows(
+    directory: Path,
+    manifest: dict[str, Any],
+    arrays: Iterable[np.ndarray],
+    layer: str | None,
+    shard_rows: int,
+    advance: Callable[[int], None] | None = None,
+) -> None:
+    """Append ``arrays`` (consecutive rows after the stored ones, in order) to the store as shards of
+    ``shard_rows`` rows, each committed by the manifest that lists it, then mark the store complete."""
     statistics = (
         RunningStatistics.from_dict(manifest["statistics"]) if manifest["statistics"] is not None else None
     )
-    total = _length(dataset) if n_rows is None else n_rows
     buffer: list[np.ndarray] = []
     buffered = 0
-    with progress_bar(show=show_progress) as progress:
-        task = progress.add_task("extracting features", total=total, completed=done)
-        for batch in _batches(dataset, batch_size, skip=done):
-            with torch.no_grad():
-                values = adapter.features(batch, layer=layer).detach().to("cpu", torch.float32).numpy()
-            if manifest["n_features"] is None:
-                manifest["n_features"] = int(values.shape[1])
-            elif values.shape[1] != manifest["n_features"]:
-                raise InputError(
-                    f"layer {layer or 'penultimate'} gave {values.shape[1]} features; the store has "
-                    f"{manifest['n_features']}",
-                    argument="layer",
-                )
-            buffer.append(values)
-            buffered += values.shape[0]
-            while buffered >= shard_rows:
-                joined = np.concatenate(buffer)
-                statistics = _flush(directory, manifest, joined[:shard_rows], statistics)
-                buffer, buffered = [joined[shard_rows:]], joined.shape[0] - shard_rows
-            progress.advance(task, values.shape[0])
-        if buffered:
-            statistics = _flush(directory, manifest, np.concatenate(buffer), statistics)
+    for values in arrays:
+        if manifest["n_features"] is None:
+            manifest["n_features"] = int(values.shape[1])
+        elif values.shape[1] != manifest["n_features"]:
+            raise InputError(
+                f"layer {layer or 'penultimate'} gave {values.shape[1]} features; the store has "
+                f"{manifest['n_features']}",
+                argument="layer",
+            )
+        buffer.append(values)
+        buffered += values.shape[0]
+        while buffered >= shard_rows:
+            joined = np.concatenate(buffer)
+            statistics = _flush(directory, manifest, joined[:shard_rows], statistics)
+            buffer, buffered = [joined[shard_rows:]], joined.shape[0] - shard_rows
+        if advance is not None:
+            advance(values.shape[0])
+    if buffered:
+        statistics = _flush(directory, manifest, np.concatenate(buffer), statistics)
     if manifest["n_features"] is None:
         raise InputError("the data set has no rows", argument="dataset")
     manifest["complete"] = True
     atomic_write_json(directory / MANIFEST, manifest)
-    return FeatureStore(directory)
+
+
+def _check_sizes(batch_size: int, shard_rows: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"expected an integer >= 1, got {batch_size!r}", argument="batch_size")
+    if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
+        raise InputError(f"expected an integer >= 1, got {shard_rows!r}", argument="shard_rows")
 
 
 def _open_manifest(directory: Path, layer: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
