@@ -198,7 +198,22 @@ def _evaluation_samples(
         model_sha256="0" * 64,
     )
     parts = [faithfulness.deletion, faithfulness.top_k, faithfulness.eraser, faithfulness.correlation]
-    return [faithfulness, *parts, report, *_pair_samples()]
+    return [faithfulness, *parts, report, *_pair_samples(), *_alignment_samples(adapter, batch, attributions)]
+
+
+def _alignment_samples(
+    adapter: TorchAdapter, batch: dict[str, torch.Tensor], attributions: Result
+) -> list[Result]:
+    """Stage E against ground-truth masks: alignment accuracy and localisation (one empty mask: NaN)."""
+    from multiviz.evaluation.alignment import alignment_accuracy, localisation
+
+    masks = np.zeros((3, 8, 8), dtype=bool)
+    masks[:2, :4, 4:] = True  # the last point's mask is empty: NaN pointing game and mass accuracy
+    given = {"gradient_x_input": attributions}
+    accuracy = alignment_accuracy(
+        adapter, batch, masks, [[0, 1], [0], [2]], "label", methods=["gradient_x_input"], explanations=given
+    )
+    return [accuracy, localisation(adapter, batch, masks, attributions)]  # type: ignore[arg-type]
 
 
 def _pair_samples() -> list[Result]:
@@ -222,7 +237,35 @@ def _pair_samples() -> list[Result]:
         planted_pair_adapter(), planted_pair_batch(2), SYNERGY, REDUNDANCY,
         modality_a="x_a", modality_b="x_b", rankers=["cross_modal_perturbation"], n_bootstrap=20,
     )  # fmt: skip
-    return [masked, planted]
+    return [masked, planted, _sanity_sample(), _contribution_sample()]
+
+
+def _contribution_sample() -> Result:
+    from multiviz.results import ModalityContribution
+
+    return ModalityContribution(
+        modalities=["image", "question"], shares=np.array([[0.75, 0.25], [np.nan, np.nan]]),
+        shapley_values={"image": np.array([[1.5, -1.5], [0.0, 0.0]]),
+                        "question": np.array([[1.0, np.nan], [0.0, np.nan]])},
+        score=np.array([2.0, 1.0]), masked_score=np.array([1.0, 1.0]), exact=np.array([True, False]),
+        target="predicted", target_index=[0, 1], perceptual=np.array([[0.5, 0.25], [0.0, -0.125]]),
+        accuracy=0.75, emap_interactive_share=0.125, emap_interactive_share_mean=0.0625,
+        extras={"permutations": [[1, 0], [1, 0]]},
+    )  # fmt: skip
+
+
+def _sanity_sample() -> Result:
+    from multiviz.results import SanityCheck
+
+    return SanityCheck(
+        mode="cascading", methods=["occlusion"], scopes={"occlusion": ["image"]},
+        steps=[["head"], ["head", "body"]],
+        rank_correlation={"occlusion": np.array([[[0.5], [np.nan]], [[0.1], [0.2]]])},
+        rank_correlation_abs={"occlusion": np.zeros((2, 2, 1))}, ssim={"occlusion": np.ones((2, 2, 1))},
+        verdict_on="rank_correlation_abs", threshold=0.5, statistic={"occlusion": float("nan")},
+        passed={"occlusion": None}, chance_level={"occlusion": 0.3}, skipped={"emap": "global"},
+        target="predicted", target_index=[0, 2],
+    )  # fmt: skip
 
 
 def _constructed() -> list[Result]:

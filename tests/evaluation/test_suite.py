@@ -33,6 +33,9 @@ SMALL = {
         "faithfulness": {"n_steps": 5, "n_random": 2, "n_runs": 10},
         "pair_masking": {"budgets": [1, 2], "n_random": 3, "n_bootstrap": 200},
         "planted_pairs": False,
+        "sanity": False,
+        "alignment": False,
+        "modality_contribution": False,
     },
 }
 
@@ -203,3 +206,18 @@ def test_the_command_line(checkpoint: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["evaluate", str(config), "--out", str(tmp_path / "x"), "--metric", "speed"])
     assert bad.exit_code == 2 and "unknown metric 'speed'" in bad.output
     assert not (tmp_path / "x").exists()
+
+
+def test_model_level_metrics_run_or_say_why_not(checkpoint: Path) -> None:
+    """Sanity and modality contribution run on the synthetic vectors; alignment needs an image and a text
+    with object masks, so it is skipped with the reason."""
+    metrics = {name: False for name in ("faithfulness", "pair_masking", "planted_pairs")}
+    metrics |= {"sanity": {"n_points": 3}, "alignment": {}, "modality_contribution": {"n_samples": 64}}
+    config = EvaluationConfig.from_dict({"model": str(checkpoint), **SMALL, "metrics": metrics})
+    report = evaluate(config)
+    assert report.skipped == {"alignment": "needs a text and an image modality"}
+    sanity = report.results["sanity/0"]
+    assert sanity.methods == ["gradient_x_input", "occlusion"] and sanity.mode == "cascading"
+    contribution = report.results["modality_contribution/0"]
+    assert contribution.modalities == ["x1", "x2"]
+    np.testing.assert_allclose(np.nansum(contribution.shares, axis=1), 1.0, atol=1e-9)  # shares of each point

@@ -141,7 +141,8 @@ def headline(rows: list[dict[str, Any]]) -> list[str]:
     kept = [
         r
         for r in rows
-        if "random" not in str(r["metric"]) and (scope is None or str(r.get("modality") or "") == scope)
+        if not str(r["metric"]).endswith("_random")
+        and (scope is None or str(r.get("modality") or "") == scope)
     ]
     columns = list(dict.fromkeys((str(r["metric"]), str(r.get("modality") or "")) for r in kept))
     methods = list(dict.fromkeys(str(r["method"]) for r in kept))

@@ -13,6 +13,8 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
+import torch
+
 from multiviz.adapters.base import Capability
 from multiviz.evaluation_suite.suite import EvaluationContext, NotApplicableError, metric
 from multiviz.results import Result
@@ -135,3 +137,126 @@ def run_planted_pairs(context: EvaluationContext, **options: Any) -> list[Result
             **ranker_params,
         )
     ]
+
+
+@metric(
+    "sanity",
+    "Adebayo et al.'s sanity checks: every evaluated method's explanation after cascading (or independent) "
+    "re-drawing of the model's trainable layers, compared by Spearman (signed and absolute) and image SSIM",
+    ("methods", "modes", "layers", "include_frozen", "threshold", "verdict_on", "n_points", "method_params"),
+)
+def run_sanity(context: EvaluationContext, **options: Any) -> list[Result]:
+    from multiviz.evaluation.sanity import model_randomisation
+    from multiviz.methods._common import select_rows
+
+    if Capability.LAYERS not in context.adapter.capabilities:
+        raise NotApplicableError("the model's weights cannot be re-drawn (a black box)")
+    n_points = int(options.pop("n_points", 4))
+    rows = torch.arange(min(n_points, len(context.rows)))
+    batch = select_rows(context.batch, rows)
+    methods = options.pop("methods", None) or default_sanity_methods(context)
+    method_params = {**context.method_params, **(options.pop("method_params", None) or {})}
+    method_params = {k: v for k, v in method_params.items() if k in methods}
+    modes = options.pop("modes", ("cascading",))
+    return [
+        model_randomisation(
+            context.adapter,
+            batch,
+            context.target,
+            methods=methods,
+            mode=mode,
+            seed=context.seed,
+            method_params=method_params,
+            batch_size=context.batch_size,
+            show_progress=context.show_progress,
+            **options,
+        )
+        for mode in modes
+    ]
+
+
+def default_sanity_methods(context: EvaluationContext) -> list[str]:
+    """The evaluated stage-U methods, and the second-order gradient for a text and an image modality
+    (stage C), where the adapter has gradients."""
+    methods = [m for m in context.explanations if m not in ("grad_cam",)]
+    kinds = {m.modality_kind.value for m in context.adapter.modalities}
+    if {"text", "image"} <= kinds and Capability.GRADIENTS in context.adapter.capabilities:
+        methods.append("second_order_gradient")
+    return methods
+
+
+@metric(
+    "alignment",
+    "ground truth: do the top image atoms of the second-order map, DIME's MI and every evaluated U method "
+    "hit the object the question names (MultiViz D.2), pointing game and relevance mass accuracy (easy-VQA)",
+    ("methods", "n_points", "top_k", "min_overlap", "pixel_weight"),
+)
+def run_alignment(context: EvaluationContext, **options: Any) -> list[Result]:
+    from multiviz.errors import InputError
+    from multiviz.evaluation.alignment import alignment_accuracy, localisation
+    from multiviz.evaluation.alignment_data import easy_vqa_alignment_points
+    from multiviz.registry import get_method
+
+    adapter, data = context.adapter, context.source.data
+    kinds = {m.modality_kind.value for m in adapter.modalities}
+    if not {"text", "image"} <= kinds:
+        raise NotApplicableError("needs a text and an image modality")
+    text = next(m.name for m in adapter.modalities if m.modality_kind.value == "text")
+    try:
+        points = easy_vqa_alignment_points(
+            adapter,
+            data,
+            n_points=int(options.pop("n_points", 32)),
+            split=context.source.split,
+            text_modality=text,
+        )
+    except InputError as error:
+        raise NotApplicableError(f"the data set has no object masks to align with ({error})") from None
+    pixel_weight = options.pop("pixel_weight", "spread")
+    u_methods = [m for m in context.explanations if m != "grad_cam"]
+    methods = options.pop("methods", None) or [
+        *(["second_order_gradient"] if Capability.GRADIENTS in adapter.capabilities else []),
+        *u_methods,
+    ]
+    explanations = {}
+    for name in methods:
+        info = get_method(name)
+        if info.stage == "U":
+            params = {k: v for k, v in context.method_params.get(name, {}).items() if k in info.params}
+            if "seed" in info.params:
+                params.setdefault("seed", context.seed)
+            explanations[name] = info.function(adapter, points.batch, context.target, **params)
+    accuracy = alignment_accuracy(
+        adapter, points.batch, points.masks, points.referring, context.target, methods=methods,
+        text_modality=text, explanations=explanations, batch_size=context.batch_size, seed=context.seed,
+        show_progress=context.show_progress, **options,
+    )  # fmt: skip
+    located = [
+        localisation(adapter, points.batch, points.masks, explanation, pixel_weight=pixel_weight)
+        for explanation in explanations.values()
+    ]
+    return [accuracy, *located]
+
+
+@metric(
+    "modality_contribution",
+    "how much each modality contributes: MM-SHAP shares (joint KernelSHAP), the perceptual score (accuracy "
+    "drop with a modality permuted across the points) and EMAP's interactive share",
+    ("modalities", "n_samples", "n_permutations", "fast_path"),
+)
+def run_modality_contribution(context: EvaluationContext, **options: Any) -> list[Result]:
+    from multiviz.evaluation.modality_contribution import modality_contribution
+
+    adapter = context.adapter
+    if Capability.MASK not in adapter.capabilities:
+        raise NotApplicableError("the adapter cannot mask atoms")
+    if len(adapter.modalities) < 2:
+        raise NotApplicableError("the model has one modality")
+    if "label" not in context.batch or len(context.rows) < 2:
+        raise NotApplicableError("the perceptual score needs labelled points, at least two")
+    return [
+        modality_contribution(
+            adapter, context.batch, context.target, batch_size=context.batch_size, seed=context.seed,
+            show_progress=context.show_progress, **options,
+        )
+    ]  # fmt: skip

@@ -338,10 +338,14 @@ def _methods(config: EvaluationConfig, adapter: Adapter) -> list[str]:
             if missing:
                 raise CapabilityError(f"{name!r} needs {missing}, which {type(adapter).__name__} lacks")
         return list(config.methods)
+    # by default every U method the adapter can run whose required parameters are known (grad_cam needs
+    # a layer: name it in method_params to evaluate it)
     return [
         m.name
         for m in list_methods("U")
-        if m.name not in NOT_ATOM_RANKINGS and m.requires <= adapter.capabilities
+        if m.name not in NOT_ATOM_RANKINGS
+        and m.requires <= adapter.capabilities
+        and set(m.required) <= set(config.method_params.get(m.name, {}))
     ]
 
 
@@ -416,18 +420,3 @@ def stack_attributions(parts: list[Attributions]) -> Attributions:
         parameters=dict(first.parameters),
         units=first.units,
     )
-
-
-def mean_interval(values: np.ndarray | list[float]) -> tuple[float, float, float]:
-    """The mean of the finite values and its 95 % t interval (NaN bounds for fewer than two values)."""
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(finite.mean())
-    if finite.size < 2:
-        return mean, float("nan"), float("nan")
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, finite.size - 1) * finite.std(ddof=1) / np.sqrt(finite.size))
-    return mean, mean - half, mean + half

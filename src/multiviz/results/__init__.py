@@ -18,6 +18,7 @@ from multiviz.results._base import (
     result_from_bytes,
     result_from_dict,
 )
+from multiviz.results.alignment import AlignmentAccuracy, Localisation
 from multiviz.results.attribution import Attribution, Attributions, ModalitySummary
 from multiviz.results.evaluation import EvaluationReport
 from multiviz.results.faithfulness import (
@@ -37,10 +38,12 @@ from multiviz.results.interaction import (
     MaskingRounds,
     ShapleyInteractions,
 )
+from multiviz.results.modality_contribution import ModalityContribution
 from multiviz.results.pair_masking import PairMasking, PlantedPairRecovery
 from multiviz.results.prediction import LambdaStep, SparsePath
 from multiviz.results.relevance import Relevance
 from multiviz.results.representation import ErrorAnalysis, FeatureExtremes
+from multiviz.results.sanity import SanityCheck
 
 __all__ = [
     "COMMON_FIELDS",
@@ -48,6 +51,7 @@ __all__ = [
     "RESULT_TYPES",
     "ROLES",
     "ROUNDS",
+    "AlignmentAccuracy",
     "Attribution",
     "Attributions",
     "DeletionCurves",
@@ -61,12 +65,15 @@ __all__ = [
     "FeatureExtremes",
     "InteractionMap",
     "LambdaStep",
+    "Localisation",
     "MaskingRounds",
+    "ModalityContribution",
     "ModalitySummary",
     "PairMasking",
     "PlantedPairRecovery",
     "Relevance",
     "Result",
+    "SanityCheck",
     "ShapleyInteractions",
     "SparsePath",
     "TopKMasking",
