@@ -916,6 +916,161 @@ def _checkpoint_save_unregistered_model(ctx: Context) -> Callable[[], Any]:
     return lambda: save_checkpoint(ctx.tmp / "runs" / "mlp", adapter)
 
 
+# -- evaluation: the metrics of stage E and the suite of ``multiviz evaluate`` -----------------------------
+def _explained(ctx: Context, batch: dict[str, Any], target: Any = "predicted") -> Any:
+    return gradient_x_input(ctx.adapter, batch, target)
+
+
+@entry(
+    "evaluation-explanation-of-other-points",
+    InputError,
+    r"modality 'image': argument 'explanation': the explanation is of 2 points, the batch has 3: expected",
+)
+def _evaluation_explanation_of_other_points(ctx: Context) -> Callable[[], Any]:
+    from multiviz.evaluation.faithfulness import evaluate_faithfulness
+
+    explanation = _explained(ctx, {k: v[:2] for k, v in ctx.batch().items()})
+    return lambda: evaluate_faithfulness(ctx.adapter, ctx.batch(), explanation)
+
+
+@entry(
+    "evaluation-explanation-of-another-class",
+    InputError,
+    r"modality 'image': argument 'explanation': the explanation is of class 0 at point 0, the metric "
+    r"scores class 1: expected an explanation of the same target",
+)
+def _evaluation_explanation_of_another_class(ctx: Context) -> Callable[[], Any]:
+    from multiviz.evaluation.faithfulness import evaluate_faithfulness
+
+    explanation = _explained(ctx, ctx.batch(), 0)
+    return lambda: evaluate_faithfulness(ctx.adapter, ctx.batch(), explanation, 1)
+
+
+@entry(
+    "evaluation-percentage-out-of-range",
+    InputError,
+    r"argument 'percentages': expected a percentage in \(0, 100\], got 150",
+)
+def _evaluation_percentage_out_of_range(ctx: Context) -> Callable[[], Any]:
+    from multiviz.evaluation.faithfulness import evaluate_faithfulness
+
+    explanation = _explained(ctx, ctx.batch())
+    return lambda: evaluate_faithfulness(ctx.adapter, ctx.batch(), explanation, percentages=[10, 150])
+
+
+@entry(
+    "evaluation-feature-target",
+    InputError,
+    r"argument 'target': faithfulness scores class probabilities; expected a class target, got \('feature'",
+)
+def _evaluation_feature_target(ctx: Context) -> Callable[[], Any]:
+    from multiviz.evaluation.faithfulness import evaluate_faithfulness
+
+    explanation = _explained(ctx, ctx.batch(), ("feature", 0))
+    return lambda: evaluate_faithfulness(ctx.adapter, ctx.batch(), explanation, ("feature", 0))
+
+
+@entry(
+    "evaluation-pair-budget-too-large",
+    InputError,
+    r"argument 'budgets': point 1 has 2 x 5 = 10 cross-modal pairs, fewer than the budget 50: expected "
+    r"budgets of at most 10 pairs",
+)
+def _evaluation_pair_budget_too_large(ctx: Context) -> Callable[[], Any]:
+    from multiviz.evaluation.pair_masking import pair_masking
+
+    batch = ctx.batch()
+    return lambda: pair_masking(
+        ctx.adapter, batch, modality_a="question", modality_b="vector", budgets=[1, 50]
+    )
+
+
+@entry("evaluation-unknown-ranker", InputError, r"argument 'rankers': unknown ranker 'sii'; expected one of")
+def _evaluation_unknown_ranker(ctx: Context) -> Callable[[], Any]:
+    from multiviz.evaluation.pair_masking import pair_masking
+
+    batch = ctx.batch()
+    return lambda: pair_masking(
+        ctx.adapter, batch, modality_a="question", modality_b="vector", rankers=["sii"]
+    )
+
+
+@entry(
+    "evaluation-pair-unknown-modality",
+    InputError,
+    r"argument 'modality_b': unknown modality 'audio'; this model has \['image', 'question', 'vector'\]",
+)
+def _evaluation_pair_unknown_modality(ctx: Context) -> Callable[[], Any]:
+    from multiviz.evaluation.pair_masking import pair_masking
+
+    batch = ctx.batch()
+    return lambda: pair_masking(ctx.adapter, batch, modality_a="question", modality_b="audio")
+
+
+def _evaluation_config(**changes: Any) -> Callable[[], Any]:
+    from multiviz.evaluation_suite.config import EvaluationConfig
+
+    return lambda: EvaluationConfig.from_dict({"model": "runs/mlp", **changes})
+
+
+@entry(
+    "evaluation-config-unknown-key", InputError, r"argument 'colour': config: unknown key 'colour'; expected"
+)
+def _evaluation_config_unknown_key(ctx: Context) -> Callable[[], Any]:
+    return _evaluation_config(colour="red")
+
+
+@entry(
+    "evaluation-config-stage-c-method",
+    InputError,
+    r"argument 'methods': 'dime' is a stage-C method; the explanations evaluated atom by atom are stage U",
+)
+def _evaluation_config_stage_c_method(ctx: Context) -> Callable[[], Any]:
+    return _evaluation_config(methods=["occlusion", "dime"])
+
+
+@entry(
+    "evaluation-config-unknown-metric",
+    InputError,
+    r"argument 'metrics': unknown metric 'accuracy'; expected some of \['faithfulness'",
+)
+def _evaluation_config_unknown_metric(ctx: Context) -> Callable[[], Any]:
+    return _evaluation_config(metrics={"accuracy": {}})
+
+
+@entry(
+    "evaluation-config-unknown-metric-option",
+    InputError,
+    r"argument 'metrics.faithfulness': unknown option 'n_step'; faithfulness takes \['bins', 'modalities'",
+)
+def _evaluation_config_unknown_metric_option(ctx: Context) -> Callable[[], Any]:
+    return _evaluation_config(metrics={"faithfulness": {"n_step": 5}})
+
+
+@entry(
+    "evaluation-run-of-another-model",
+    InputError,
+    r"argument 'run': .*run is a run of another model \(its weights' sha256 differs\)",
+)
+def _evaluation_run_of_another_model(ctx: Context) -> Callable[[], Any]:
+    from tests.runs.conftest import synthetic_checkpoint
+
+    from multiviz.evaluation_suite.config import EvaluationConfig
+    from multiviz.evaluation_suite.suite import evaluate
+    from multiviz.runs import explain
+
+    explained = synthetic_checkpoint(ctx.tmp / "mlp")
+    nothing = {name: False for name in ("features", "sparse", "errors", "emap", "feature_analysis")}
+    run = explain(
+        {"model": str(explained), "points": {"count": 2, "rule": "first"}, "dataset": nothing,
+         "methods": {"U": {"gradient_x_input": {}}, "C": {}}},
+        ctx.tmp / "run",
+    )  # fmt: skip
+    other = synthetic_checkpoint(ctx.tmp / "other", seed=1)
+    config = EvaluationConfig.from_dict({"model": str(other), "methods": ["gradient_x_input"]})
+    return lambda: evaluate(config, run=run)
+
+
 # -- the tests ---------------------------------------------------------------------------------------------
 def _cases() -> list[Any]:
     marks = {
@@ -1004,8 +1159,25 @@ def test_the_catalogue_covers_every_area() -> None:
         "data",
         "config",
         "checkpoint",
+        "evaluation",
     }
     assert "tests/test_bad_input_catalogue.py" in text
+
+
+def test_the_command_line_refuses_an_unknown_evaluation_metric(tmp_path: Path) -> None:
+    """The catalogue's command-line row for ``multiviz evaluate ... --metric speed``: one red line, exit
+    status 2, no traceback, nothing written to ``--out``."""
+    from typer.testing import CliRunner
+
+    from multiviz.cli import app
+
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", "runs/mlp", "--out", str(out), "--metric", "speed"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert matches_documented(
+        "error: --metric: unknown metric 'speed'; expected some of ['faithfulness', …]", result.stderr.strip()
+    ), result.stderr
+    assert not out.exists()
 
 
 def test_an_ellipsis_in_the_catalogue_stands_for_the_rest_of_a_list_only() -> None:
