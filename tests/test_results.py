@@ -196,6 +196,15 @@ def _evaluation_samples(
         skipped={"sanity": "not asked for"},
         seconds={"faithfulness": 0.5},
         model_sha256="0" * 64,
+        points=[
+            {
+                "row": 0,
+                "text": "what colour",
+                "label_name": None,
+                "predicted_name": "red",
+                "explained_name": "red",
+            }
+        ],
     )
     parts = [faithfulness.deletion, faithfulness.top_k, faithfulness.eraser, faithfulness.correlation]
     return [faithfulness, *parts, report, *_pair_samples(), *_alignment_samples(adapter, batch, attributions)]

@@ -106,6 +106,7 @@ def markdown(report: EvaluationReport, figures: dict[str, list[str]] | None = No
         "Each value is the mean over the points with its 95 % interval; the arrow says which way is better.",
         "",
     ]
+    lines += points_table(report)
     groups = list(dict.fromkeys(row["metric_group"] for row in report.leaderboard))
     for group in groups:
         rows = [r for r in report.leaderboard if r["metric_group"] == group]
@@ -131,6 +132,25 @@ def markdown(report: EvaluationReport, figures: dict[str, list[str]] | None = No
     lines += ["## Time", "", "| step | seconds |", "|---|---:|"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in report.seconds.items()]
     return "\n".join(lines) + "\n"
+
+
+def points_table(report: EvaluationReport) -> list[str]:
+    """The evaluated points by their words and class names, folded away."""
+    if not report.points:
+        return []
+    lines = [
+        "<details><summary>the points</summary>",
+        "",
+        "| row | text | label | predicted | explained class |",
+        "|---:|---|---|---|---|",
+    ]
+    for point in report.points:
+        text = str(point.get("text") or "").replace("|", "\\|")
+        lines.append(
+            f"| {point['row']} | {text} | {point.get('label_name') or ''} | {point['predicted_name']} | "
+            f"{point['explained_name']} |"
+        )
+    return [*lines, "", "</details>", ""]
 
 
 def headline(rows: list[dict[str, Any]]) -> list[str]:

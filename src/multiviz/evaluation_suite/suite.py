@@ -255,7 +255,9 @@ def evaluate(
     rows = _rows(config, source, run)
     methods = _methods(config, source.adapter)
     stored = _stored_explanations(run, rows, methods, config.target) if run is not None else {}
-    target_index = resolve_target(source.adapter, rows_batch(source, rows), config.target).index.tolist()
+    batch = rows_batch(source, rows)
+    target_index = resolve_target(source.adapter, batch, config.target).index.tolist()
+    points = describe_points(source, rows, batch, target_index)
     jobs = plan_jobs(config, methods)
     say(f"{len(rows)} points, {len(methods)} explanation methods: {len(jobs)} jobs")
     outputs: dict[int, JobOutput] = {}
@@ -283,9 +285,37 @@ def evaluate(
         parameters=config.to_dict(),
         seconds={"explanations": sum(o.explanation_seconds for o in outputs.values())},
         model_sha256=source.model_sha256,
+        points=points,
     )
     assemble(report, jobs, [outputs[job.index] for job in jobs], say)
     return report
+
+
+def describe_points(
+    source: RunSource, rows: list[int], batch: dict[str, Tensor], target_index: list[int]
+) -> list[dict[str, Any]]:
+    """Each evaluated point as a reader sees it: its row, its words, its true, predicted and explained
+    class by name."""
+    import torch
+
+    from multiviz.runs.points import point_texts
+
+    with torch.no_grad():
+        predicted = source.adapter.logits(batch).argmax(dim=1).tolist()
+    labels = batch["label"].tolist() if "label" in batch else [None] * len(rows)
+    texts = point_texts(source, rows, 256)
+    return [
+        {
+            "row": row,
+            "text": text,
+            "label_name": None if label is None else source.class_name(int(label)),
+            "predicted_name": source.class_name(int(guess)),
+            "explained_name": source.class_name(int(explained)),
+        }
+        for row, text, label, guess, explained in zip(
+            rows, texts, labels, predicted, target_index, strict=True
+        )
+    ]
 
 
 def assemble(

@@ -22,6 +22,8 @@ class EvaluationReport(Result):
             ``ci_high``, ``higher_is_better``, and ``metric_group`` (the suite metric that made it).
         skipped: per metric that did not run, why. seconds: per metric (and ``explanations``), wall time.
         model_sha256: the model's weights' digest (a run it is stored in must hold the same model).
+        points: per evaluated point, its ``row``, ``text`` (the words of its text modalities), and its
+            ``label_name``, ``predicted_name`` and ``explained_name`` (the classes by name).
     """
 
     result_type: ClassVar[str] = "evaluation_report"
@@ -37,6 +39,7 @@ class EvaluationReport(Result):
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     model_sha256: str = ""
+    points: list[dict[str, Any]] = field(default_factory=list)
     method: str = "evaluate"
     parameters: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -42,7 +42,7 @@ from multiviz.results import Disentanglement
 from multiviz.runs import dataset_level
 from multiviz.runs.config import RunConfig
 from multiviz.runs.plan import PlannedMethod, RunPlan, plan_run
-from multiviz.runs.points import SplitPredictions, predict_split, rows_batch, select_points
+from multiviz.runs.points import SplitPredictions, point_texts, predict_split, rows_batch, select_points
 from multiviz.runs.source import RunSource, open_source
 from multiviz.runs.store import RunStore, is_run, now
 
@@ -234,7 +234,7 @@ def _points(
     if rows:
         return [_Point(*map(int, r)) for r in rows]
     chosen = select_points(settings.points, predictions)
-    texts = _point_texts(source, [row for row, _ in chosen], settings.chunk_size)
+    texts = point_texts(source, [row for row, _ in chosen], settings.chunk_size)
     values = []
     for point_id, ((row, why), text) in enumerate(zip(chosen, texts, strict=True)):
         label, guess = int(predictions.labels[row]), int(predictions.predicted[row])
@@ -260,23 +260,6 @@ def _points(
             values,
         )
     return [_Point(v[0], v[2], v[3], v[5]) for v in values]
-
-
-def _point_texts(source: RunSource, rows: list[int], chunk: int) -> list[str]:
-    """Each point's words (its text modalities' atom labels, joined), for search and display."""
-    from multiviz.modality import ModalityKind
-
-    texts = [m.name for m in source.adapter.modalities if m.modality_kind is ModalityKind.TEXT]
-    out: list[str] = []
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        if not texts:
-            out += [""] * len(part)
-            continue
-        batch = rows_batch(source, part)
-        layouts = [source.adapter.atoms(batch, name) for name in texts]
-        out += [" | ".join(" ".join(layout.labels[i]) for layout in layouts) for i in range(len(part))]
-    return out
 
 
 def _store_error_scores(store: RunStore, analyses: dataset_level.Analyses, points: list[_Point]) -> None:

@@ -120,3 +120,20 @@ def select_points(points: dict[str, Any], predictions: SplitPredictions) -> list
             if queue and len(chosen) < count:
                 chosen.append((queue.pop(0), f"class {label}"))
     return chosen
+
+
+def point_texts(source: RunSource, rows: list[int], chunk: int) -> list[str]:
+    """Each point's words (its text modalities' atom labels, joined), for search and display."""
+    from multiviz.modality import ModalityKind
+
+    texts = [m.name for m in source.adapter.modalities if m.modality_kind is ModalityKind.TEXT]
+    out: list[str] = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        if not texts:
+            out += [""] * len(part)
+            continue
+        batch = rows_batch(source, part)
+        layouts = [source.adapter.atoms(batch, name) for name in texts]
+        out += [" | ".join(" ".join(layout.labels[i]) for layout in layouts) for i in range(len(part))]
+    return out
