@@ -118,7 +118,9 @@ def test_the_headline_table_has_one_row_per_method(report) -> None:  # type: ign
     section = text.split("## faithfulness")[1].split("<details>")[0]
     table = [line for line in section.splitlines() if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in table[1:]] == ["gradient_x_input", "occlusion"]
-    assert "deletion_auc ↓" in table[0] and "_random" not in table[0]
+    titles = [cell.strip() for cell in table[0].split("|")[2:-1]]
+    assert titles[:2] == ["deletion_auc ↓", "deletion_gap_to_random ↑"]
+    assert not any(title.split()[0].endswith("_random") and "_to_" not in title for title in titles)
 
 
 def test_a_run_is_evaluated_from_its_stored_explanations_and_keeps_the_scores(

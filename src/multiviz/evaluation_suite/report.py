@@ -120,7 +120,11 @@ def markdown(report: EvaluationReport, figures: dict[str, list[str]] | None = No
             "|---|---|---|---:|---|:-:|",
         ]
         for row in rows:
-            better = "↑" if row.get("higher_is_better") else "↓"
+            better = (
+                {True: "↑", False: "↓"}.get(bool(row["higher_is_better"]), "")
+                if row.get("higher_is_better") is not None
+                else ""
+            )
             interval = _interval(row.get("ci_low"), row.get("ci_high"))
             lines.append(
                 f"| {row['method']} | {row['metric']} | {row.get('modality') or ''} | "
@@ -153,23 +157,43 @@ def points_table(report: EvaluationReport) -> list[str]:
     return [*lines, "", "</details>", ""]
 
 
+#: the columns of a metric's headline table, when it has more than fit on a line (every number is in the
+#: table below it): the AUCs with their gaps to random, one top-K, ERASER and the correlation
+HEADLINE_METRICS = {
+    "faithfulness": (
+        "deletion_auc",
+        "deletion_gap_to_random",
+        "insertion_auc",
+        "insertion_gap_to_random",
+        "top_20%_probability_drop",
+        "comprehensiveness",
+        "sufficiency",
+        "faithfulness_correlation",
+    ),
+}
+
+
 def headline(rows: list[dict[str, Any]]) -> list[str]:
     """One table per metric group: a row per method, a column per metric, on the joint scope (all
     modalities at once) where there is one, else per modality; references (``*_random``) left out."""
+    group = str(rows[0].get("metric_group", "")) if rows else ""
+    chosen = HEADLINE_METRICS.get(group)
     scopes = list(dict.fromkeys(str(r.get("modality") or "") for r in rows))
     scope = "joint" if "joint" in scopes else (scopes[0] if len(scopes) == 1 else None)
     kept = [
         r
         for r in rows
-        if not str(r["metric"]).endswith("_random")
+        if (not str(r["metric"]).endswith("_random") or str(r["metric"]).endswith("_to_random"))
         and (scope is None or str(r.get("modality") or "") == scope)
+        and (chosen is None or str(r["metric"]) in chosen)
     ]
     columns = list(dict.fromkeys((str(r["metric"]), str(r.get("modality") or "")) for r in kept))
+    if chosen is not None:
+        columns.sort(key=lambda column: chosen.index(column[0]))
     methods = list(dict.fromkeys(str(r["method"]) for r in kept))
     values = {(str(r["method"]), str(r["metric"]), str(r.get("modality") or "")): r for r in kept}
     title = [
-        f"{metric}{'' if scope or not modality else f' ({modality})'} "
-        f"{'↑' if _better(kept, metric, modality) else '↓'}"
+        f"{metric}{'' if scope or not modality else f' ({modality})'} {_arrow(kept, metric, modality)}"
         for metric, modality in columns
     ]
     out = ["| method | " + " | ".join(title) + " |", "|---|" + "---:|" * len(columns)]
@@ -186,12 +210,17 @@ def headline(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _better(rows: list[dict[str, Any]], metric: str, modality: str) -> bool:
-    return any(
+def _arrow(rows: list[dict[str, Any]], metric: str, modality: str) -> str:
+    """↑ (higher is better), ↓, or nothing for numbers that describe the model rather than rank
+    explanations (``higher_is_better`` None)."""
+    flags = {
         r.get("higher_is_better")
         for r in rows
         if str(r["metric"]) == metric and str(r.get("modality") or "") == modality
-    )
+    }
+    if flags == {None}:
+        return ""
+    return "↑" if True in flags else "↓"
 
 
 def store_in_run(report: EvaluationReport, run: str | Path) -> int:
