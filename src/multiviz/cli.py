@@ -52,6 +52,7 @@ import multiviz.cli_serve as cli_serve  # noqa: E402 (the dashboard: serve, repo
 
 app.command("serve")(cli_serve.serve)
 app.command("report")(cli_serve.report)
+app.add_typer(cli_serve.study_app, name="study")
 
 
 @app.command()

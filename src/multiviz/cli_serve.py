@@ -49,8 +49,17 @@ def serve(
     token: Annotated[
         str | None, typer.Option(help="Require this token (default: generated when --host is not loopback).")
     ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="Run a human study instead of the dashboard: simulation, concepts or errors."),
+    ] = None,
+    annotator: Annotated[
+        str | None, typer.Option(help="The annotator's name (required with --study).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The seed of the study's item order and settings.")] = 0,
 ) -> None:
-    """Serve the dashboard of a run: data set, overview (U + C + P), feature (R) and model pages."""
+    """Serve the dashboard of a run: data set, overview (U + C + P), feature (R) and model pages; with
+    --study, one human study (MultiViz section 3) for one annotator."""
     _need_serve_extra()
     import uvicorn
 
@@ -62,14 +71,31 @@ def serve(
         fail(f"{run} is not a run directory (no run.sqlite); write one with `multiviz explain`")
     if not 0 <= port <= 65535:
         fail(f"--port must be in [0, 65535], got {port}")
+    if study is not None:
+        from multiviz.dashboard.study import check_annotator, check_study
+
+        check_study(study)
+        if annotator is None:
+            fail("--study needs --annotator NAME")
+        check_annotator(annotator)
     if token is None and not is_loopback(host):
         token = new_token()
     try:
         chosen = free_port(host) if port == 0 else port
     except OSError as error:
         fail(f"cannot bind --host {host}: {error.strerror or error}")
-    app = create_app(run, token=token, bound_host=host, root_path=root_path)
+    app = create_app(
+        run,
+        token=token,
+        bound_host=host,
+        root_path=root_path,
+        study=study,
+        annotator=annotator,
+        study_seed=seed,
+    )
     url = dashboard_url(host, chosen, root_path, token)
+    if study is not None:
+        url = url.replace("?", "study?") if "?" in url else url + "study"
     console.print(f"multiviz dashboard of {run} at [bold]{url}[/bold] (Ctrl-C stops it)", soft_wrap=True)
     uvicorn.run(app, host=host, port=chosen, log_level="warning", root_path=root_path)
 
@@ -90,6 +116,68 @@ def report(
         f"wrote {written.pages} pages ({written.bytes / 1e6:.1f} MB) to {out}; open {out / 'index.html'}",
         soft_wrap=True,
     )
+
+
+study_app = typer.Typer(
+    help="Human studies over a run (MultiViz section 3): their report.", no_args_is_help=True
+)
+
+
+@study_app.command("report")
+def study_report_command(
+    run: Annotated[Path, typer.Argument(help="A run directory with study annotations.")],
+    csv: Annotated[Path | None, typer.Option(help="Also write every annotation to this CSV file.")] = None,
+) -> None:
+    """Simulation accuracy, mean confidence and Krippendorff's alpha per study and setting."""
+    import csv as csv_module
+    import math
+
+    from rich.table import Table
+
+    from multiviz.dashboard.study import all_annotations, study_report
+    from multiviz.runs.run import Run
+    from multiviz.runs.store import is_run
+
+    if not is_run(run):
+        fail(f"{run} is not a run directory (no run.sqlite); write one with `multiviz explain`")
+    with Run.open(run) as opened:
+        connection = opened._store.connection
+        report = study_report(connection)
+        rows = all_annotations(connection)
+    if not report:
+        console.print("no annotation stored yet: run `multiviz serve RUN --study ... --annotator ...`")
+    for study, table in report.items():
+        shown = Table(title=study)
+        for column in (
+            "setting",
+            "annotations",
+            "annotators",
+            "accuracy",
+            "mean confidence",
+            "mean s",
+            "alpha",
+        ):
+            shown.add_column(column, justify="left" if column == "setting" else "right")
+        for entry in table:
+            alpha = entry["alpha"]
+            shown.add_row(
+                entry["setting"],
+                str(entry["annotations"]),
+                str(entry["annotators"]),
+                f"{entry['accuracy']:.1%}" if "accuracy" in entry else "–",
+                f"{entry['mean_confidence']:.2f}",
+                f"{entry['mean_seconds']:.1f}",
+                "–" if math.isnan(alpha) else f"{alpha:.3f}",
+            )
+        console.print(shown)
+    if csv is not None:
+        with open(csv, "w", newline="", encoding="utf-8") as handle:
+            writer = csv_module.DictWriter(
+                handle, fieldnames=list(rows[0]) if rows else ["study", "annotator", "point_id"]
+            )
+            writer.writeheader()
+            writer.writerows(rows)
+        console.print(f"wrote {len(rows)} annotations to {csv}")
 
 
 def serve_demo(*, quick: bool, cache_dir: Path | None) -> None:

@@ -132,3 +132,29 @@ def test_clicking_words_runs_a_live_second_order_query(page: Any, live_server: A
     assert chosen.startswith("live: ")
     assert canvas_pixels(page, page.locator("figure.heatmap").count() - 1) != before
     assert page.problems == []
+
+
+def test_the_concept_form_saves_from_the_browser(page: Any, live_server: Any, small_run: Path) -> None:
+    """A plain form POST carries the page's Origin (Referrer-Policy same-origin, not no-referrer, which
+    makes a browser send ``Origin: null``, refused by the CSRF check)."""
+    page.goto(live_server.url + urls(small_run)[3])
+    page.fill("input[name=label]", "asks about shapes")
+    with page.expect_navigation():
+        page.click(".concept-form button[type=submit]")
+    assert page.problems == [] and "asks about shapes" in page.inner_text("h1")
+
+
+def test_rerunning_a_method_from_its_generated_form(page: Any, live_server: Any, small_run: Path) -> None:
+    page.goto(live_server.url + urls(small_run)[2])
+    with page.expect_navigation():
+        page.click("a.rerun-link")
+    page.select_option("select[name=method]", "gradient_x_input")
+    page.wait_for_selector("select[name=aggregation]")
+    page.select_option("select[name=aggregation]", "l2")
+    with page.expect_navigation():
+        page.click(".rerun-form button[type=submit]")
+    assert "computed in" in page.inner_text(".rerun-done") and "aggregation=l2" in page.inner_text(
+        ".rerun-done"
+    )
+    assert page.locator("text=gradient_x_input (re-run)").count() >= 1
+    assert page.problems == []

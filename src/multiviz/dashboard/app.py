@@ -9,7 +9,10 @@ Files are served from the package's static folder only, through
 
 from __future__ import annotations
 
+import asyncio
+import math
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from multiviz.dashboard.inputs import THUMB_SIDE, RunInputs, png_bytes, to_pixel
 from multiviz.dashboard.live import BusyError, LiveWorker
 from multiviz.dashboard.query import parse_table_query
 from multiviz.dashboard.render import Links, render
+from multiviz.dashboard.rerun import parse_form, rerun_view
+from multiviz.dashboard.study import check_annotator, check_study, save_annotation, study_view
 from multiviz.dashboard.views import dataset_view, feature_store, overview_view
 from multiviz.dashboard.views_run import feature_view, model_view, selection_ids
 from multiviz.errors import InputError
@@ -31,6 +36,7 @@ from multiviz.runs.run import Run
 STATIC = Path(__file__).parent / "static"
 LINKS = Links(static=False)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+STUDY_PATHS = ("/study",)
 
 
 class RunState:
@@ -65,6 +71,22 @@ def _integer(value: str | None, name: str, required: bool = True) -> int | None:
     return int(value)
 
 
+def _signed(value: str, name: str) -> int:
+    if value == "-1":
+        return -1
+    return _integer(value, name)  # type: ignore[return-value]
+
+
+def _number(value: str, name: str) -> float:
+    try:
+        number = float(value[:30])
+    except ValueError:
+        raise InputError(f"expected a number, got {value[:20]!r}", argument=name) from None
+    if not math.isfinite(number):
+        raise InputError("expected a finite number", argument=name)
+    return number
+
+
 def _json_integer(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**9:
         raise InputError(f"expected an integer >= 0, got {str(value)[:20]!r}", argument=name)
@@ -78,8 +100,17 @@ def create_app(
     bound_host: str = "127.0.0.1",
     root_path: str = "",
     load_inputs: bool = True,
+    study: str | None = None,
+    annotator: str | None = None,
+    study_seed: int = 0,
 ) -> FastAPI:
-    """The dashboard of the run at ``run_path``; ``token`` (when given) is required on every request."""
+    """The dashboard of the run at ``run_path``; ``token`` (when given) is required on every request.
+    With ``study`` (and ``annotator``), the server runs that human study
+    (:mod:`multiviz.dashboard.study`): ``./study`` is its only page, the others redirect to it (they
+    would show the model's answers)."""
+    if study is not None:
+        check_study(study)
+        annotator = check_annotator(annotator or "")
     state = RunState(Path(run_path), load_inputs=load_inputs)
     # every link is relative, so a proxy prefix needs nothing here: uvicorn passes ``root_path`` on
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -90,12 +121,21 @@ def create_app(
         refused = _guard(request, token, bound_host)
         if refused is not None:
             return refused
+        if (
+            study is not None
+            and request.url.path not in STUDY_PATHS
+            and not request.url.path.startswith("/static/")
+        ):
+            return RedirectResponse(
+                "study" if request.url.path.count("/") == 1 else "../study", status_code=303
+            )
         response = await call_next(request)
         given = request.query_params.get("token")
         if token is not None and given is not None:  # as Jupyter: the printed URL's token becomes a cookie
             response.set_cookie(security.COOKIE, given, httponly=True, samesite="strict")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on a form POST
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
     @app.exception_handler(InputError)
@@ -194,6 +234,76 @@ def create_app(
             return Response(status_code=404)
         pixels = to_pixels(batch[image][0].detach().cpu().numpy(), THUMB_SIDE)
         return Response(png_bytes(pixels), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/rerun", response_class=HTMLResponse)
+    def rerun_form(request: Request) -> str:
+        params = request.query_params
+        point_id = _integer(params.get("id"), "point_id")
+        class_index = _integer(params.get("class"), "class", required=False)
+        method = (params.get("method") or "")[:60] or None
+        run = state.run()
+        view = rerun_view(run, point_id, class_index, method, state.inputs)  # type: ignore[arg-type]
+        return render("rerun.html", LINKS, run=_run_info(run), **view)
+
+    @app.post("/rerun", response_class=HTMLResponse)
+    async def rerun_submit(request: Request) -> Response:
+        params = request.query_params
+        point_id = _integer(params.get("id"), "point_id")
+        class_index = _integer(params.get("class"), "class")
+        assert point_id is not None and class_index is not None  # required: never None
+        method = (params.get("method") or "")[:60]
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        parameters = parse_form(method, form)  # the method's own spec: 400 before anything runs
+        run = state.run()
+        point = run.point(point_id)
+        try:
+            result, seconds, cached = await asyncio.to_thread(
+                state.live.rerun,
+                point,
+                method,
+                class_index,
+                parameters,
+            )
+        except BusyError as busy:
+            return PlainTextResponse(
+                f"busy: retry after {busy.retry_after} s",
+                status_code=429,
+                headers={"Retry-After": str(busy.retry_after)},
+            )
+        view = rerun_view(
+            run, point_id, class_index, method, state.inputs,
+            submitted=form, result=result, seconds=seconds, cached=cached, parameters=parameters,
+        )  # fmt: skip
+        return HTMLResponse(render("rerun.html", LINKS, run=_run_info(run), **view))
+
+    @app.get("/study", response_class=HTMLResponse)
+    def study_page() -> str:
+        if study is None or annotator is None:
+            raise InputError(
+                "this server runs no study: start it with --study and --annotator", argument="study"
+            )
+        run = state.run()
+        view = study_view(run, study, annotator, state.inputs, state.features, study_seed)
+        return render("study.html", LINKS, run=_run_info(run), **view)
+
+    @app.post("/study")
+    async def study_answer(request: Request) -> Response:
+        if study is None or annotator is None:
+            raise InputError("this server runs no study", argument="study")
+        form = await request.form()
+        shown = _number(str(form.get("shown", "")), "shown")
+        save_annotation(
+            state.path,
+            study=study,
+            annotator=annotator,
+            point_id=_integer(str(form.get("point", "")), "point_id"),  # type: ignore[arg-type]
+            feature=int(_signed(str(form.get("feature", "")), "feature")),
+            setting=str(form.get("setting", ""))[:100],
+            answer=str(form.get("answer", "")),
+            confidence=_integer(str(form.get("confidence", "")), "confidence"),  # type: ignore[arg-type]
+            seconds=max(0.0, time.time() - shown),
+        )
+        return RedirectResponse("study", status_code=303)
 
     @app.get("/static/{name:path}")
     def static(name: str) -> Response:

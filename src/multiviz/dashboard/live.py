@@ -83,19 +83,52 @@ class LiveWorker:
         cached = self._cached(key)
         if cached is not None:
             return _answer(cached, cached_answer=True, seconds=0.0)
+        result, seconds = self._submit(self._compute, point, class_index, sorted(set(words)), key)
+        return _answer(result, cached_answer=False, seconds=seconds)
+
+    def rerun(
+        self, point: dict[str, Any], method: str, class_index: int, parameters: dict[str, Any]
+    ) -> tuple[Any, float, bool]:
+        """Registered method ``method`` on ``point`` for ``class_index`` with ``parameters`` (already
+        checked by its spec): ``(result, seconds, cached)``; cached in the run like the live maps."""
+        if not bool((self.manifest.get("config") or {}).get("model")):
+            raise InputError("this run records no model to re-run a method with", argument="method")
+        from multiviz.dashboard.rerun import parameters_key
+
+        text = json.dumps(["rerun", point["point_id"], class_index, parameters_key(method, parameters)])
+        key = hashlib.sha256(text.encode()).hexdigest()
+        cached = self._cached(key)
+        if cached is not None:
+            return cached, 0.0, True
+        result, seconds = self._submit(self._rerun, point, method, class_index, parameters, key)
+        return result, seconds, False
+
+    def _submit(self, function: Any, *arguments: Any) -> Any:
         with self._lock:
             if self._pending >= self.max_pending:
                 raise BusyError(max(1, round(self.last_seconds * self._pending)))
             self._pending += 1
-        future: Future[tuple[InteractionMap, float]] = self._executor.submit(
-            self._compute, point, class_index, sorted(set(words)), key
-        )
+        future: Future[Any] = self._executor.submit(function, *arguments)
         try:
-            result, seconds = future.result()
+            return future.result()
         finally:
             with self._lock:
                 self._pending -= 1
-        return _answer(result, cached_answer=False, seconds=seconds)
+
+    def _rerun(
+        self, point: dict[str, Any], method: str, class_index: int, parameters: dict[str, Any], key: str
+    ) -> tuple[Any, float]:
+        from multiviz.registry import get_method
+        from multiviz.runs.points import rows_batch
+
+        started = time.perf_counter()
+        source = self._load()
+        batch = rows_batch(source, [point["row"]], point["split"])
+        result = get_method(method).function(source.adapter, batch, class_index, **parameters)
+        seconds = time.perf_counter() - started
+        self.last_seconds = seconds
+        self._store(key, result)
+        return result, seconds
 
     def _compute(
         self, point: dict[str, Any], class_index: int, words: list[int], key: str
@@ -138,15 +171,15 @@ class LiveWorker:
         )
         return connection
 
-    def _cached(self, key: str) -> InteractionMap | None:
+    def _cached(self, key: str) -> Any:
         connection = self._connect()
         try:
             row = connection.execute(f"SELECT payload FROM {TABLE} WHERE key = ?", (key,)).fetchone()
         finally:
             connection.close()
-        return None if row is None else result_from_bytes(bytes(row[0]))  # type: ignore[return-value]
+        return None if row is None else result_from_bytes(bytes(row[0]))
 
-    def _store(self, key: str, result: InteractionMap) -> None:
+    def _store(self, key: str, result: Any) -> None:
         connection = self._connect()
         try:
             connection.execute(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from multiviz.dashboard import shapes
+from multiviz.dashboard.evaluation import POINT_METRICS, point_scores
 from multiviz.dashboard.inputs import THUMB_SIDE, RunInputs
 from multiviz.dashboard.query import PAGE_SIZES, TableQuery
 from multiviz.errors import InputError
@@ -186,6 +187,8 @@ def overview_view(
         )
         live_words = [w["label"] for w in texts[0]["words"]] if texts else point["text"].split()
     return {
+        "faithfulness": point_scores(run._store.connection, point_id),
+        "faithfulness_metrics": POINT_METRICS,
         "live_words": live_words,
         "point": point,
         "class_index": chosen,

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from multiviz.dashboard import shapes
+from multiviz.dashboard.evaluation import leaderboard_view
 from multiviz.dashboard.inputs import RunInputs
 from multiviz.dashboard.views import _modality_panels, class_name, modalities
 from multiviz.errors import InputError
@@ -150,6 +151,8 @@ def model_view(run: Run) -> dict[str, Any]:
             ).fetchall()
         ),
     }
+    if "evaluation/report" in names:
+        view["evaluation"] = leaderboard_view(run.dataset_result("evaluation/report"))
     if "emap" in names:
         view["emap"] = run.dataset_result("emap").summary()
     if "sparse_path" in names:
