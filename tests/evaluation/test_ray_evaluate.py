@@ -30,6 +30,9 @@ SMALL = {
         "faithfulness": {"n_steps": 5, "n_random": 2, "n_runs": 10},
         "pair_masking": {"budgets": [1, 2], "n_random": 3, "n_bootstrap": 200},
         "planted_pairs": False,
+        "sanity": False,
+        "alignment": False,
+        "modality_contribution": False,
     },
 }
 
