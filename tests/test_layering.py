@@ -12,6 +12,7 @@ LAYERS = {
     "errors": 0,
     "params": 1,
     "progress": 1,
+    "ray_actors": 1,
     "io": 1,
     "pretrained": 1,
     "deprecation": 1,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.evaluation.test_suite import SMALL  # the same small suite as the local engine's tests
 from tests.runs.conftest import synthetic_checkpoint
 from typer.testing import CliRunner
 
@@ -22,19 +23,6 @@ from multiviz.evaluation_suite.suite import METRICS, JobRunner, evaluate, plan_j
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("one_torch_thread")]
 runner = CliRunner()
-#: two explanation methods, a metric per explanation (faithfulness) and one over the model (pair masking)
-SMALL = {
-    "points": {"count": 6, "rule": "first"},
-    "methods": ["gradient_x_input", "occlusion"],
-    "metrics": {
-        "faithfulness": {"n_steps": 5, "n_random": 2, "n_runs": 10},
-        "pair_masking": {"budgets": [1, 2], "n_random": 3, "n_bootstrap": 200},
-        "planted_pairs": False,
-        "sanity": False,
-        "alignment": False,
-        "modality_contribution": False,
-    },
-}
 
 
 @pytest.fixture(scope="module")

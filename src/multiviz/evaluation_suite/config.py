@@ -28,10 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from multiviz.errors import InputError
-from multiviz.runs.config import _data_section, _is_int, _model_section, _points_section, model_reference
+from multiviz.runs.config import (
+    _data_section,
+    _is_int,
+    _model_section,
+    _points_section,
+    config_sections,
+    model_reference,
+    read_yaml,
+)
 
 _TOP_KEYS = {
     "model",
@@ -94,28 +100,11 @@ class EvaluationConfig:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "config") -> EvaluationConfig:
-        if not isinstance(data, dict):
-            raise InputError(f"{source} must be a mapping, got {type(data).__name__}", argument="config")
-        unknown = sorted(set(data) - _TOP_KEYS)
-        if unknown:
-            raise InputError(
-                f"{source}: unknown key {unknown[0]!r}; expected keys among {sorted(_TOP_KEYS)}",
-                argument=unknown[0],
-            )
-        if "model" not in data:
-            raise InputError(f"{source}: the key 'model' is required", argument="model")
-        return cls(**data)
+        return cls(**config_sections(data, _TOP_KEYS, source))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EvaluationConfig:
-        source = Path(path)
-        if not source.is_file():
-            raise FileNotFoundError(2, "No such config file", str(source))
-        try:
-            data = yaml.safe_load(source.read_text())
-        except yaml.YAMLError as error:
-            raise InputError(f"{source} is not valid YAML: {error}", argument="config") from None
-        return cls.from_dict(data, str(source))
+        return cls.from_dict(read_yaml(path), str(path))
 
     @classmethod
     def for_model(cls, model: str | Path, **overrides: Any) -> EvaluationConfig:

@@ -77,17 +77,13 @@ def start_workers(
     cpus_per_worker: float = 1.0,
 ) -> list[Any]:
     """Connect to Ray (or start a local one) and create ``workers`` evaluation actors."""
-    from multiviz.runs.ray_engine import require_ray
+    from multiviz.ray_actors import start_actors
 
-    ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    actor = ray.remote(
-        num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=-1
-    )(EvaluationWorker)
     payloads = {name: result.to_bytes() for name, result in stored.items()}
-    threads = max(1, int(cpus_per_worker))
-    return [actor.remote(config, rows, methods, payloads, threads) for _ in range(workers)]
+    return start_actors(
+        EvaluationWorker, config, rows, methods, payloads, address=address, workers=workers,
+        gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    )  # fmt: skip
 
 
 def run_on_ray(
@@ -103,7 +99,7 @@ def run_on_ray(
     actors: list[Any] | None = None,
 ) -> Iterator[JobOutput]:
     """The outputs of ``jobs``, computed by Ray actors, in the order they finish."""
-    from multiviz.runs.ray_engine import require_ray
+    from multiviz.ray_actors import require_ray
 
     ray = require_ray()
     from ray.util import ActorPool

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from multiviz.errors import InputError
 from multiviz.progress import progress_bar
+from multiviz.ray_actors import require_ray, start_actors
 from multiviz.representations.extraction import (
     Block,
     FeatureStore,
@@ -39,22 +39,9 @@ from multiviz.representations.extraction import (
     write_rows,
 )
 
-INSTALL = "pip install 'multiviz[ray]'"
 #: default rows per block: enough batches to amortise a task's overhead (milliseconds), small enough
 #: for every worker to get several blocks of a split
 BLOCK_BATCHES = 8
-
-
-def require_ray() -> Any:
-    """The ``ray`` module, or an :class:`InputError` saying how to install it (the message of
-    :func:`multiviz.runs.ray_engine.require_ray`, which this layer cannot import)."""
-    try:
-        import ray
-    except ImportError:
-        raise InputError(
-            f"--engine ray needs Ray, which is not installed: {INSTALL}", argument="engine"
-        ) from None
-    return ray
 
 
 @dataclass(frozen=True)
@@ -109,14 +96,10 @@ def start_feature_workers(
     cpus_per_worker: float = 1.0,
 ) -> list[Any]:
     """Connect to Ray (or start a local one) and create ``workers`` feature actors."""
-    ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    actor = ray.remote(
-        num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=-1
-    )(FeatureWorker)
-    threads = max(1, int(cpus_per_worker))
-    return [actor.remote(source, layer, batch_size, threads) for _ in range(workers)]
+    return start_actors(
+        FeatureWorker, source, layer, batch_size, address=address, workers=workers,
+        gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    )  # fmt: skip
 
 
 def extract_features_on_ray(

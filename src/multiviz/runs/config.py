@@ -118,28 +118,11 @@ class RunConfig:
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Any, source: str = "config") -> RunConfig:
-        if not isinstance(data, dict):
-            raise InputError(f"{source} must be a mapping, got {type(data).__name__}", argument="config")
-        unknown = sorted(set(data) - _TOP_KEYS)
-        if unknown:
-            raise InputError(
-                f"{source}: unknown key {unknown[0]!r}; expected keys among {sorted(_TOP_KEYS)}",
-                argument=unknown[0],
-            )
-        if "model" not in data:
-            raise InputError(f"{source}: the key 'model' is required", argument="model")
-        return cls(**data)
+        return cls(**config_sections(data, _TOP_KEYS, source))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        source = Path(path)
-        if not source.is_file():
-            raise FileNotFoundError(2, "No such config file", str(source))
-        try:
-            data = yaml.safe_load(source.read_text())
-        except yaml.YAMLError as error:
-            raise InputError(f"{source} is not valid YAML: {error}", argument="config") from None
-        return cls.from_dict(data, str(source))
+        return cls.from_dict(read_yaml(path), str(path))
 
     @classmethod
     def for_model(cls, model: str | Path, **overrides: Any) -> RunConfig:
@@ -152,6 +135,32 @@ class RunConfig:
     def digest(self) -> str:
         """sha256 of the canonical JSON of the config: a run directory belongs to one digest."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def config_sections(data: Any, keys: set[str], source: str) -> dict[str, Any]:
+    """A config's top level, checked: a mapping of known ``keys`` only, with a ``model``."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source} must be a mapping, got {type(data).__name__}", argument="config")
+    unknown = sorted(set(data) - keys)
+    if unknown:
+        raise InputError(
+            f"{source}: unknown key {unknown[0]!r}; expected keys among {sorted(keys)}",
+            argument=unknown[0],
+        )
+    if "model" not in data:
+        raise InputError(f"{source}: the key 'model' is required", argument="model")
+    return data
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML config file's content (a missing file or invalid YAML is a clear error)."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(2, "No such config file", str(source))
+    try:
+        return yaml.safe_load(source.read_text())
+    except yaml.YAMLError as error:
+        raise InputError(f"{source} is not valid YAML: {error}", argument="config") from None
 
 
 def model_reference(model: str | Path) -> dict[str, Any]:

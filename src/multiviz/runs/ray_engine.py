@@ -28,20 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from multiviz.errors import InputError
-
-INSTALL = "pip install 'multiviz[ray]'"
-
-
-def require_ray() -> Any:
-    """The ``ray`` module, or an :class:`InputError` saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise InputError(
-            f"--engine ray needs Ray, which is not installed: {INSTALL}", argument="engine"
-        ) from None
-    return ray
+from multiviz.ray_actors import INSTALL, require_ray, start_actors  # noqa: F401  (re-exported)
 
 
 class GroupWorker:
@@ -96,14 +83,10 @@ def start_workers(
     cpus_per_worker: float = 1.0,
 ) -> list[Any]:
     """Connect to Ray (or start a local one) and create ``workers`` actors of ``cpus_per_worker`` CPUs."""
-    ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    actor = ray.remote(
-        num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=-1
-    )(GroupWorker)
-    threads = max(1, int(cpus_per_worker))
-    return [actor.remote(config, features, threads) for _ in range(workers)]
+    return start_actors(
+        GroupWorker, config, features, address=address, workers=workers,
+        gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+    )  # fmt: skip
 
 
 def compute_on_ray(
