@@ -7,6 +7,8 @@ the model has a third). Texts have different word counts, so ragged (NaN-padded)
 * ``late_fusion``, ``tensor_fusion``, ``low_rank_tensor_fusion``, ``cross_modal_transformer``: the model
   zoo (:mod:`multiviz.models`), with a small CNN image encoder and a GRU text encoder; late fusion and
   low-rank tensor fusion take three modalities (the ``K > 2`` paths of DIME and EMAP).
+* ``fl_i2moe``, ``fusion_transformer``: FL-I2MoE (unique, synergy and redundancy experts over the joint
+  token sequence) and its dense baseline, at width 4 with one self-attention block.
 * ``easy_vqa``: the ``easy-vqa`` preset's architecture (tensor fusion of the 3-block batch-norm CNN,
   32-64-64 channels, with a 32-d question encoder, hidden 64, fusion 128, 13 answers) with random weights
   on 16 x 16 images. The preset's question encoder is the pretrained MiniLM (22 M parameters: about 4 s
@@ -124,6 +126,13 @@ def _zoo(name: str, with_vector: bool, **options: Any) -> Callable[[], nn.Module
     return build
 
 
+def _token_model(name: str, **options: Any) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        return build_model(name, {"encoders": _zoo_encoders(False), "num_classes": CLASSES, **options})
+
+    return build
+
+
 def _wrap_zoo(with_vector: bool, patch: int) -> Callable[[nn.Module], Adapter]:
     def wrap(model: nn.Module) -> Adapter:
         modalities = [image_modality(patch), text_modality()]
@@ -235,6 +244,22 @@ KINDS: dict[str, ModelKind] = {
         ModelKind(
             "cross_modal_transformer",
             _zoo("cross_modal_transformer", False, d_model=4, heads=2),
+            _wrap_zoo(False, 4),
+            _zoo_points(False, 8),
+            ZOO_IMAGE_LAYER,
+            gain=2.0,
+        ),
+        ModelKind(
+            "fl_i2moe",
+            _token_model("fl_i2moe", d_model=4, heads=2, layers=1, router_hidden=4),
+            _wrap_zoo(False, 4),
+            _zoo_points(False, 8),
+            ZOO_IMAGE_LAYER,
+            gain=2.0,
+        ),
+        ModelKind(
+            "fusion_transformer",
+            _token_model("fusion_transformer", d_model=4, heads=2, layers=1, hidden=[6]),
             _wrap_zoo(False, 4),
             _zoo_points(False, 8),
             ZOO_IMAGE_LAYER,

@@ -1,6 +1,7 @@
 """Adapters: the one protocol between a model and every explanation method."""
 
 from multiviz.adapters.base import Adapter, Batch, Capability, EncodingAdapter, SeparableModel
+from multiviz.adapters.experts import expert_adapter
 from multiviz.adapters.function_adapter import FunctionAdapter
 from multiviz.adapters.torch_adapter import TorchAdapter
 
@@ -12,4 +13,5 @@ __all__ = [
     "FunctionAdapter",
     "SeparableModel",
     "TorchAdapter",
+    "expert_adapter",
 ]

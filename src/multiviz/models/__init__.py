@@ -24,9 +24,11 @@ from torch import Tensor, nn
 
 from multiviz.errors import CheckpointError
 from multiviz.models.cross_modal import CrossModalTransformer
+from multiviz.models.fl_i2moe import ExpertView, FLI2MoE
 from multiviz.models.fusion import FusionClassifier, LateFusion, LowRankTensorFusion, TensorFusion
 from multiviz.models.ip_norm import IpNormFusion, IpNormTensorFusion, subset_relevance
 from multiviz.models.mlp import ConcatMLP
+from multiviz.models.token_fusion import FusionTransformer
 
 MODELS: dict[str, type[nn.Module]] = {
     "concat_mlp": ConcatMLP,
@@ -36,6 +38,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "cross_modal_transformer": CrossModalTransformer,
     "ip_norm_fusion": IpNormFusion,
     "ip_norm_tensor_fusion": IpNormTensorFusion,
+    "fusion_transformer": FusionTransformer,
+    "fl_i2moe": FLI2MoE,
 }
 
 
@@ -100,7 +104,10 @@ __all__ = [
     "MODELS",
     "ConcatMLP",
     "CrossModalTransformer",
+    "ExpertView",
+    "FLI2MoE",
     "FusionClassifier",
+    "FusionTransformer",
     "IpNormFusion",
     "IpNormTensorFusion",
     "LateFusion",

@@ -20,35 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from multiviz.errors import InputError
+from multiviz.models.attention import MultiHeadAttention
 from multiviz.models.encoders import encoder_sequence, encoder_size
 from multiviz.models.fusion import FusionClassifier
 
-
-class CrossAttention(nn.Module):
-    """Multi-head attention of ``queries`` over ``keys`` (invalid key positions get zero weight)."""
-
-    def __init__(self, d_model: int, heads: int) -> None:
-        super().__init__()
-        if d_model % heads:
-            raise InputError(f"d_model {d_model} is not divisible by heads {heads}", argument="heads")
-        self.heads = heads
-        self.query = nn.Linear(d_model, d_model)
-        self.key = nn.Linear(d_model, d_model)
-        self.value = nn.Linear(d_model, d_model)
-        self.out = nn.Linear(d_model, d_model)
-
-    def forward(self, queries: Tensor, keys: Tensor, key_valid: Tensor) -> Tensor:
-        batch, n_query, d_model = queries.shape
-        per_head = d_model // self.heads
-
-        def split(x: Tensor) -> Tensor:
-            return x.reshape(batch, x.shape[1], self.heads, per_head).transpose(1, 2)
-
-        q, k, v = split(self.query(queries)), split(self.key(keys)), split(self.value(keys))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(per_head)
-        scores = scores.masked_fill(~key_valid[:, None, None, :], torch.finfo(scores.dtype).min)
-        mixed = scores.softmax(-1) @ v  # [B, heads, Nq, per_head]
-        return self.out(mixed.transpose(1, 2).reshape(batch, n_query, d_model))
+#: the cross-modal attention of a block (kept under its old name)
+CrossAttention = MultiHeadAttention
 
 
 class CrossModalBlock(nn.Module):

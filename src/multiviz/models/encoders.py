@@ -11,6 +11,8 @@ transformer), and gives back its spec with ``config()``.
 * ``vector_mlp``: a ReLU MLP; its sequence is its output as one token.
 * ``series_gru``: a GRU over ``[B, T, F]``; the vector is ``Linear`` + ReLU of the last step's state, the
   sequence is every step's state.
+* ``token_mlp``: a ReLU MLP applied to each token of ``[B, T, F]`` on its own (no mixing across tokens, so
+  a token's attribution is its own); the sequence is the per-token outputs, the vector their mean.
 * ``sequence_cnn``: a 1-D convolution over ``[B, T, F]``, ReLU, max over positions, ``Linear`` + ReLU (the
   motif detector of the Ip-norm toy task, :mod:`multiviz.data.motifs`).
 """
@@ -182,6 +184,38 @@ class SequenceCNN(nn.Module):
         }
 
 
+class TokenMLP(nn.Module):
+    def __init__(self, in_features: int, hidden: Sequence[int] = (32,), out_dim: int = 32) -> None:
+        super().__init__()
+        self.in_features, self.hidden, self.out_dim = (
+            int(in_features),
+            tuple(int(h) for h in hidden),
+            int(out_dim),
+        )
+        self.seq_dim = self.out_dim
+        layers: list[nn.Module] = []
+        width = self.in_features
+        for size in (*self.hidden, self.out_dim):
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.layers(tokens).mean(dim=1)
+
+    def sequence(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.layers(tokens)
+        return out, torch.ones(out.shape[:2], dtype=torch.bool, device=out.device)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "token_mlp",
+            "in_features": self.in_features,
+            "hidden": list(self.hidden),
+            "out_dim": self.out_dim,
+        }
+
+
 ENCODERS: dict[str, type[nn.Module]] = {
     "image_cnn": ImageCNN,
     "minilm": MiniLMText,
@@ -189,6 +223,7 @@ ENCODERS: dict[str, type[nn.Module]] = {
     "vector_mlp": VectorMLP,
     "series_gru": SeriesGRU,
     "sequence_cnn": SequenceCNN,
+    "token_mlp": TokenMLP,
 }
 
 

@@ -1,0 +1,254 @@
+"""FL-I2MoE and its dense baseline: the routed sum, the routing, the interaction losses against an
+independent float64 computation, expert targets and expert adapters, checkpoints and bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+from multiviz import Modality, get_method
+from multiviz.adapters import TorchAdapter, expert_adapter
+from multiviz.atoms import ImagePatches
+from multiviz.errors import InputError
+from multiviz.models import FLI2MoE, FusionTransformer, build_model
+from multiviz.targets import resolve_target
+from multiviz.training import TrainConfig
+from multiviz.training.checkpoint import load_checkpoint, save_checkpoint
+
+SERIES = {"type": "token_mlp", "in_features": 3, "hidden": [6], "out_dim": 6}
+
+
+def _encoders(image: bool = True) -> dict[str, Any]:
+    first = (
+        {"type": "image_cnn", "channels": [4, 6], "pool": 2, "out_dim": 6}
+        if image
+        else {"type": "token_mlp", "in_features": 2, "hidden": [6], "out_dim": 6}
+    )
+    return {"first": first, "series": SERIES}
+
+
+def _modalities(image: bool = True) -> list[Modality]:
+    first = (
+        Modality("first", "image", atoms=ImagePatches(4), channels=3, shape=(3, 16, 16))
+        if image
+        else Modality("first", "timeseries", shape=(4, 2))
+    )
+    return [first, Modality("series", "timeseries", shape=(5, 3))]
+
+
+def _batch(image: bool = True, size: int = 4) -> dict[str, Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    first = (
+        torch.rand(size, 3, 16, 16, generator=generator, dtype=torch.float64)
+        if image
+        else torch.randn(size, 4, 2, generator=generator, dtype=torch.float64)
+    )
+    return {"first": first, "series": torch.randn(size, 5, 3, generator=generator, dtype=torch.float64)}
+
+
+def _model(image: bool = True, **options: Any) -> FLI2MoE:
+    torch.manual_seed(0)
+    settings = {"d_model": 8, "heads": 2, "layers": 1, "router_hidden": 8} | options
+    return FLI2MoE(_encoders(image), 3, **settings).double().eval()
+
+
+def test_the_output_is_the_routed_sum_of_the_expert_logits() -> None:
+    model, batch = _model(), _batch()
+    logits = model(**batch)
+    experts, weights = model.expert_logits(**batch), model.routing(**batch)
+    assert experts.shape == (4, 4, 3)
+    torch.testing.assert_close(weights.sum(1), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(logits, (weights[..., None] * experts).sum(1), rtol=0, atol=1e-12)
+
+
+def test_routing_is_a_tempered_softmax_of_the_router_on_the_mean_input_tokens() -> None:
+    model, batch = _model(temperature=2.5), _batch()
+    parts = model.inputs.per_modality(model.encoders, batch)
+    pooled = torch.cat([tokens.mean(1) for tokens, _, _ in parts], dim=1)  # every token is valid here
+    expected = torch.softmax(model.router(pooled) / 2.5, dim=-1)
+    torch.testing.assert_close(model.routing(**batch), expected, rtol=0, atol=1e-12)
+
+
+def _triplet(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float) -> Tensor:
+    # torch's pairwise_distance adds eps = 1e-6 to the difference
+    distance = lambda a, b: ((a - b + 1e-6) ** 2).sum(-1).sqrt()  # noqa: E731
+    return (distance(anchor, positive) - distance(anchor, negative) + margin).clamp(min=0).mean()
+
+
+def _cosine(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(-1) / (a.norm(dim=-1).clamp(min=1e-8) * b.norm(dim=-1).clamp(min=1e-8))
+
+
+def test_interaction_losses_match_an_independent_computation() -> None:
+    model, batch = _model(image=False, lambda_int=0.3, margin=0.7), _batch(image=False)
+    torch.manual_seed(11)
+    model.train()
+    model(**batch)
+    term = model.regularisation()
+    assert term is not None and model.regularisation() is None  # forgotten once read
+    # the same noise draws, in the same order: modality 0's tokens, then modality 1's
+    model.eval()
+    parts = model.inputs.per_modality(model.encoders, batch)
+    torch.manual_seed(11)
+    noise = [torch.randn_like(tokens) for tokens, _, _ in parts]
+    clean = model._expert_logits(model._latent(parts))
+    perturbed = []
+    for j in range(2):
+        noisy = list(parts)
+        noisy[j] = (noise[j], parts[j][1], parts[j][2])
+        perturbed.append(model._expert_logits(model._latent(noisy)))
+    unique = sum(_triplet(clean[:, i], perturbed[1 - i][:, i], perturbed[i][:, i], 0.7) for i in range(2))
+    synergy = torch.stack([_cosine(clean[:, 2], h[:, 2]).mean() for h in perturbed]).mean()
+    redundancy = torch.stack([(1 - _cosine(clean[:, 3], h[:, 3])).mean() for h in perturbed]).mean()
+    expected = 0.3 * (unique + synergy + redundancy) / 4
+    torch.testing.assert_close(term, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_no_interaction_term_in_evaluation_or_at_lambda_zero() -> None:
+    model, batch = _model(lambda_int=0.0), _batch()
+    model.train()
+    model(**batch)
+    assert model.regularisation() is None
+    model = _model()
+    model(**batch)  # evaluation mode
+    assert model.regularisation() is None
+
+
+def test_expert_and_routing_targets_read_the_expert_outputs() -> None:
+    model, batch = _model(), _batch()
+    adapter = TorchAdapter(model, _modalities())
+    experts, weights = model.expert_logits(**batch), model.routing(**batch)
+    predicted = model(**batch).argmax(1)
+    resolved = resolve_target(adapter, batch, ("expert", 2))
+    outputs = adapter.features(batch, layer=resolved.layer)
+    torch.testing.assert_close(resolved.select(outputs), experts[torch.arange(4), 2, predicted])
+    resolved = resolve_target(adapter, batch, ("expert", 1, 0))
+    torch.testing.assert_close(resolved.select(outputs), experts[:, 1, 0])
+    resolved = resolve_target(adapter, batch, ("routing", 3))
+    torch.testing.assert_close(resolved.select(adapter.features(batch, layer=resolved.layer)), weights[:, 3])
+
+
+def test_gradients_of_an_expert_target_equal_those_of_the_expert_adapter() -> None:
+    """Two routes to one expert: the ("expert", e, c) target of the whole model and the expert's own
+    adapter with class c; integrated gradients of both agree and are complete."""
+    model, batch = _model(), _batch(size=2)
+    adapter = TorchAdapter(model, _modalities())
+    method = get_method("integrated_gradients").function
+    whole = method(adapter, batch, ("expert", 1, 2), n_steps=16)
+    alone = method(expert_adapter(adapter, 1), batch, 2, n_steps=16)
+    for name in ("first", "series"):
+        torch.testing.assert_close(
+            torch.as_tensor(whole[name].weights), torch.as_tensor(alone[name].weights), rtol=1e-6, atol=1e-9
+        )
+
+
+def test_an_expert_adapter_scores_the_experts_own_logits_and_features() -> None:
+    model, batch = _model(), _batch()
+    adapter = expert_adapter(TorchAdapter(model, _modalities()), 3)
+    torch.testing.assert_close(adapter.logits(batch), model.expert_logits(**batch)[:, 3], rtol=0, atol=1e-12)
+    latent = adapter.features(batch)
+    head = model.head.weight.view(3, 4, model.latent_dim + 1)[:, 3]
+    torch.testing.assert_close(latent @ head[:, :-1].T + head[:, -1], adapter.logits(batch))
+
+
+def test_token_spans_and_attention_stacks_describe_the_joint_sequence() -> None:
+    model, batch = _model(), _batch()
+    model(**batch)
+    first, series = model.token_spans["first"], model.token_spans["series"]
+    assert (first.start, first.stop, first.grid) == (0, 16, (4, 4))  # 16 px, two 2x2 poolings
+    assert (series.start, series.stop, series.grid) == (16, 21, (5,))
+    assert len(model.attention_stacks()) == 4 and all(len(s) == 1 for s in model.attention_stacks())
+
+
+def test_a_checkpoint_gives_back_the_same_model(tmp_path: Any) -> None:
+    model, batch = _model(), _batch()
+    adapter = TorchAdapter(model.float(), _modalities())
+    save_checkpoint(tmp_path / "moe", adapter)
+    loaded = load_checkpoint(tmp_path / "moe").adapter
+    floats = {k: v.float() for k, v in batch.items()}
+    torch.testing.assert_close(loaded.logits(floats), adapter.logits(floats), rtol=0, atol=0)
+    assert loaded.model.config() == model.config()
+
+
+def _fusion_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("encoders."))
+
+
+def test_the_presets_dense_baseline_has_a_comparable_parameter_count() -> None:
+    sizes = {}
+    for preset in ("easy-vqa-fl-i2moe", "easy-vqa-dense"):
+        config = dict(TrainConfig.from_preset(preset).model)
+        name = config.pop("name")
+        config["encoders"] = dict(config["encoders"])
+        # a GRU of MiniLM's width stands in for MiniLM (no 22 M-parameter load); encoders are not counted
+        question = {"type": "gru_text", "vocab_size": 50, "embed_dim": 384, "hidden": 384, "out_dim": 32}
+        config["encoders"]["question"] = question
+        sizes[preset] = _fusion_parameters(build_model(name, config))
+    ratio = sizes["easy-vqa-fl-i2moe"] / sizes["easy-vqa-dense"]
+    assert 0.8 < ratio < 1.25, sizes
+
+
+def test_the_dense_baseline_attends_over_all_tokens() -> None:
+    torch.manual_seed(0)
+    model = FusionTransformer(_encoders(), 3, d_model=8, heads=2, layers=1, hidden=[]).double().eval()
+    batch = _batch()
+    logits = model(**batch)
+    changed = dict(batch, series=batch["series"].clone())
+    changed["series"][:, 4] += 1.0  # one token of the series changes every row's logits
+    assert (model(**changed) - logits).abs().amax(1).min() > 1e-6
+    assert len(model.attention_stacks()) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"lambda_int": -0.1}, "lambda_int"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"margin": float("nan")}, "margin"),
+        ({"d_model": 6, "heads": 4}, "heads"),
+        ({"layers": 0}, "layers"),
+    ],
+)
+def test_bad_options_are_refused(options: dict[str, Any], argument: str) -> None:
+    with pytest.raises(InputError) as error:
+        FLI2MoE(_encoders(), 3, **({"d_model": 8, "heads": 2} | options))
+    assert error.value.argument == argument
+
+
+def test_one_modality_and_unknown_inputs_are_refused() -> None:
+    with pytest.raises(InputError, match="at least two modalities"):
+        FLI2MoE({"series": SERIES}, 3)
+    model, batch = _model(), _batch()
+    with pytest.raises(InputError, match="built for the modalities") as error:
+        model(**batch, extra=batch["series"])
+    assert error.value.argument == "inputs"
+    with pytest.raises(InputError, match="missing"):
+        model(series=batch["series"])
+
+
+def test_an_expert_index_out_of_range_is_refused() -> None:
+    model, batch = _model(), _batch()
+    adapter = TorchAdapter(model, _modalities())
+    for target in (("expert", 4), ("routing", 7), ("expert", -1)):
+        with pytest.raises(InputError, match="out of range; this model has 4 experts") as error:
+            resolve_target(adapter, batch, target)
+        assert error.value.argument == "expert"
+    with pytest.raises(InputError, match="out of range") as error:
+        expert_adapter(adapter, 4)
+    assert error.value.argument == "expert"
+    with pytest.raises(InputError, match="expected an integer expert index"):
+        resolve_target(adapter, batch, ("expert", "synergy"))
+
+
+def test_expert_targets_on_a_model_without_experts_are_refused() -> None:
+    torch.manual_seed(0)
+    model = FusionTransformer(_encoders(), 3, d_model=8, heads=2, layers=1).double()
+    adapter = TorchAdapter(model, _modalities())
+    with pytest.raises(InputError, match="needs a mixture-of-experts model") as error:
+        resolve_target(adapter, _batch(), ("expert", 0))
+    assert error.value.argument == "target"
+    with pytest.raises(InputError, match="expert_view"):
+        expert_adapter(adapter, 0)
