@@ -115,7 +115,7 @@ class MultivizGroup(TyperGroup):
 def open_checkpoint(path: Path, device: str) -> tuple[TorchAdapter, TrainingData]:
     """The CLI's one checkpoint loader: the checkpoint's adapter on ``device`` and the data set its
     training metadata records, with the data set's modalities (words, not token ids) when they describe
-    the same inputs (:func:`multiviz.runs.source.checkpoint_with_data`). A missing or corrupted checkpoint
+    the same inputs (:func:`multiviz.training.checkpoint_with_data`). A missing or corrupted checkpoint
     is a ``CheckpointError`` naming the path. Use ``data.class_names`` (see :func:`class_name`) for the
     answers."""
     from multiviz.runs.source import checkpoint_with_data

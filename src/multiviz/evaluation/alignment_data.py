@@ -55,7 +55,7 @@ def easy_vqa_alignment_points(
     chunk: int = 256,
 ) -> AlignmentPoints:
     """The first ``n_points`` rows of ``split`` (from ``start``) of an easy-VQA :class:`TrainingData` (as
-    :func:`multiviz.runs.source.checkpoint_with_data` returns with the model) whose question names the
+    :func:`multiviz.training.checkpoint_with_data` returns with the model) whose question names the
     image's shape (see the module docstring), with the shape's pixel mask."""
     from multiviz.data.easy_vqa import load_easy_vqa
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from multiviz.adapters.base import Adapter
 from multiviz.errors import InputError
+from multiviz.training.checkpoint import checkpoint_with_data
 
 if TYPE_CHECKING:
     from multiviz.data.registry import TrainingData
@@ -45,30 +45,6 @@ class RunSource:
         return names[index] if names is not None and 0 <= index < len(names) else str(index)
 
 
-def checkpoint_with_data(path: str | Path, device: str) -> tuple[Any, TrainingData]:
-    """A checkpoint's :class:`~multiviz.TorchAdapter` on ``device`` and the data set its training metadata
-    records. The adapter takes the data set's modalities when they describe the same inputs (same names
-    and kinds, in order): a checkpoint cannot store a tokenizer, so its text atoms would be token ids
-    (``[3609]``); the data set's carry the tokenizer and label them by word."""
-    from multiviz.adapters import TorchAdapter
-    from multiviz.training import checkpoint_dataset, load_checkpoint
-
-    loaded = load_checkpoint(path, device=device)
-    data = checkpoint_dataset(loaded)
-    adapter = loaded.adapter
-    described = [(m.name, m.modality_kind) for m in adapter.modalities]
-    if [(m.name, m.modality_kind) for m in data.modalities] == described:
-        adapter = TorchAdapter(
-            adapter.model,
-            data.modalities,
-            arguments=adapter.arguments,
-            embeddings=adapter.embedding_modules,
-            head=adapter.head,
-            extra_arguments=adapter.extra_arguments,
-        )
-    return adapter, data
-
-
 def open_source(model: dict[str, Any], data: dict[str, Any], device: str) -> RunSource:
     """Load the config's model and data (``model`` and ``data`` sections of a :class:`RunConfig`)."""
     from multiviz.data.registry import load_dataset
@@ -76,6 +52,7 @@ def open_source(model: dict[str, Any], data: dict[str, Any], device: str) -> Run
 
     dataset: TrainingData | None = None
     class_names: list[str] | None = None
+    adapter: Adapter
     if "checkpoint" in model:
         adapter, dataset = checkpoint_with_data(model["checkpoint"], device)
     elif "huggingface" in model:

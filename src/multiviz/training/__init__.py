@@ -1,7 +1,13 @@
 """Training and checkpoints."""
 
 from multiviz.training.cache import CachedModel, cache_root, cached_model, demo_config
-from multiviz.training.checkpoint import Checkpoint, checkpoint_dataset, load_checkpoint, save_checkpoint
+from multiviz.training.checkpoint import (
+    Checkpoint,
+    checkpoint_dataset,
+    checkpoint_with_data,
+    load_checkpoint,
+    save_checkpoint,
+)
 from multiviz.training.config import TrainConfig, preset_names
 from multiviz.training.trainer import TrainResult, evaluate, evaluate_split, fit
 
@@ -13,6 +19,7 @@ __all__ = [
     "cache_root",
     "cached_model",
     "checkpoint_dataset",
+    "checkpoint_with_data",
     "demo_config",
     "evaluate",
     "evaluate_split",

@@ -235,3 +235,24 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checkpoint_with_data(path: str | Path, device: str) -> tuple[TorchAdapter, TrainingData]:
+    """A checkpoint's :class:`~multiviz.TorchAdapter` on ``device`` and the data set its training metadata
+    records. The adapter takes the data set's modalities when they describe the same inputs (same names
+    and kinds, in order): a checkpoint cannot store a tokenizer, so its text atoms would be token ids
+    (``[3609]``); the data set's carry the tokenizer and label them by word."""
+    loaded = load_checkpoint(path, device=device)
+    data = checkpoint_dataset(loaded)
+    adapter = loaded.adapter
+    described = [(m.name, m.modality_kind) for m in adapter.modalities]
+    if [(m.name, m.modality_kind) for m in data.modalities] == described:
+        adapter = TorchAdapter(
+            adapter.model,
+            data.modalities,
+            arguments=adapter.arguments,
+            embeddings=adapter.embedding_modules,
+            head=adapter.head,
+            extra_arguments=adapter.extra_arguments,
+        )
+    return adapter, data
