@@ -313,6 +313,33 @@ def _target_unknown_layer(ctx: Context) -> Callable[[], Any]:
     return lambda: gradient_x_input(ctx.adapter, ctx.batch(), ("feature", 0, "fusoin"))
 
 
+def _mixture_of_experts() -> tuple[TorchAdapter, dict[str, torch.Tensor]]:
+    tokens = {"type": "token_mlp", "in_features": 2, "hidden": [4], "out_dim": 4}
+    model = build_model(
+        "fl_i2moe",
+        {"encoders": {"a": tokens, "b": tokens}, "num_classes": 3, "d_model": 4, "heads": 2, "layers": 1},
+    )
+    modalities = [Modality("a", "timeseries", shape=(5, 2)), Modality("b", "timeseries", shape=(5, 2))]
+    return TorchAdapter(model, modalities), {"a": torch.randn(2, 5, 2), "b": torch.randn(2, 5, 2)}
+
+
+@entry(
+    "target-expert-out-of-range",
+    InputError,
+    r"argument 'expert': expert index 4 is out of range; this model has 4 experts \(0 <= e < 4\)",
+)
+def _target_expert_out_of_range(ctx: Context) -> Callable[[], Any]:
+    adapter, batch = _mixture_of_experts()
+    return lambda: gradient_x_input(adapter, batch, ("expert", 4))
+
+
+@entry(
+    "target-expert-not-a-mixture", InputError, r"argument 'target': target \('expert', 0\) needs a mixture"
+)
+def _target_expert_not_a_mixture(ctx: Context) -> Callable[[], Any]:
+    return lambda: gradient_x_input(ctx.adapter, ctx.batch(), ("expert", 0))
+
+
 # -- adapters --------------------------------------------------------------------------------------------
 @entry("adapter-not-a-module", InputError, r"argument 'model': expected a torch.nn.Module, got function")
 def _adapter_not_a_module(ctx: Context) -> Callable[[], Any]:
@@ -763,6 +790,18 @@ def _config_seed_not_an_integer(ctx: Context) -> Callable[[], Any]:
 def _config_unknown_model(ctx: Context) -> Callable[[], Any]:
     path = ctx.write("train.yaml", "dataset: {name: dime-synthetic}\nmodel: {name: resnet50}\n")
     return lambda: TrainConfig.from_yaml(path)
+
+
+@entry("config-negative-lambda-int", InputError, r"argument 'lambda_int': expected a number >= 0, got -0.1")
+def _config_negative_lambda_int(ctx: Context) -> Callable[[], Any]:
+    tokens = "{type: token_mlp, in_features: 2}"
+    path = ctx.write(
+        "train.yaml",
+        "dataset: {name: dime-synthetic}\n"
+        f"model: {{name: fl_i2moe, encoders: {{a: {tokens}, b: {tokens}}}, num_classes: 2, "
+        "lambda_int: -0.1}\n",
+    )
+    return lambda: fit(TrainConfig.from_yaml(path), ctx.tmp / "out", show_progress=False)
 
 
 @entry("config-unknown-dataset", InputError, r"argument 'dataset.name': unknown data set 'mnist'; known: \[")
