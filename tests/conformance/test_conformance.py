@@ -96,6 +96,7 @@ PAIR = {"modality_a": "question", "modality_b": "image"}
 #: small, fast parameters of every registered method; a list gives several variants, each run fully.
 FAST_PARAMS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
     "saliency": {},
+    "attention_rollout": {},
     "gradient_x_input": {},
     "integrated_gradients": {"n_steps": 4},
     "smoothgrad": {"n_samples": 4},
@@ -468,6 +469,7 @@ _CAPABILITY_CALLS = {
     Capability.FEATURES: ("features",),
     Capability.ENCODE: ("encode_modality", "logits_from_encodings"),
     Capability.LAYERS: (),  # multiviz.adapters.base.layered_model() checks the capability itself
+    Capability.ATTENTION: (),  # attention_rollout reads the model's attention_stacks() itself
 }
 
 

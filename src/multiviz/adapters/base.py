@@ -37,6 +37,9 @@ class Capability(StrEnum):
     #: the adapter wraps a :class:`torch.nn.Module` (its ``model`` attribute) whose named layers can be
     #: hooked: Grad-CAM reads a layer's activations and gradients
     LAYERS = "layers"
+    #: the model runs self-attention over one joint token sequence of all modalities and says how to read
+    #: it (``attention_stacks()`` and ``token_spans``, :mod:`multiviz.models.attention`): attention rollout
+    ATTENTION = "attention"
 
 
 @runtime_checkable

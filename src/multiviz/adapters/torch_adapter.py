@@ -94,6 +94,8 @@ class TorchAdapter(ModalityAdapterBase):
             caps.add(Capability.GRADIENTS)
         if self._separable_model() is not None:
             caps.add(Capability.ENCODE)
+        if callable(getattr(self.model, "attention_stacks", None)) and hasattr(self.model, "token_spans"):
+            caps.add(Capability.ATTENTION)
         return frozenset(caps)
 
     @property

@@ -1,5 +1,6 @@
 """Explanation methods. Each module registers its method in :mod:`multiviz.registry` on import."""
 
+from multiviz.methods.attention_rollout import attention_rollout
 from multiviz.methods.cross_modal_perturbation import cross_modal_perturbation
 from multiviz.methods.dime import dime
 from multiviz.methods.emap import emap
@@ -15,6 +16,7 @@ from multiviz.methods.second_order_gradient import second_order_gradient
 from multiviz.methods.shapley_interaction import shapley_interaction
 
 __all__ = [
+    "attention_rollout",
     "cross_modal_perturbation",
     "dime",
     "emap",
