@@ -101,10 +101,22 @@ def _motifs(setting: str = "v1", **options: Any) -> TrainingData:
     return TrainingData(splits, motif_modalities(views, length), 2)
 
 
+def _interaction_types(setting: str = "synergy", **options: Any) -> TrainingData:
+    """Planted interaction types over token sequences (:mod:`multiviz.data.interaction_types`); ``options``
+    go to ``make_interaction_types``."""
+    from multiviz.data.interaction_types import interaction_type_modalities, make_interaction_types
+
+    data = make_interaction_types(setting, **options)
+    n_tokens, features = int(data.a.shape[1]), int(data.a.shape[2])
+    splits = {s: data.split(s) for s in ("train", "val", "test")}
+    return TrainingData(splits, interaction_type_modalities(n_tokens, features), 2, class_names=["0", "1"])
+
+
 DATASETS: dict[str, Callable[..., TrainingData]] = {
     "dime-synthetic": _dime_synthetic,
     "easy-vqa": _easy_vqa,
     "files": _files,
+    "interaction-types": _interaction_types,
     "motifs": _motifs,
 }
 
