@@ -4,6 +4,7 @@ Stages (Liang et al., MultiViz, ICLR 2023): U unimodal importance, C cross-modal
 R representations, P prediction; plus DIME's disentangled explanations (Lyu et al., AIES 2022).
 """
 
+import multiviz.dashboard  # noqa: F401  (registers Run.show; FastAPI loads only when a server starts)
 from multiviz.adapters import Adapter, Capability, FunctionAdapter, TorchAdapter
 from multiviz.atoms import AtomLayout, FeatureAtoms, ImagePatches, Superpixels, TextTokens, TimeWindows
 from multiviz.errors import CapabilityError, CheckpointError, InputError, MultivizError

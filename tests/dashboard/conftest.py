@@ -36,9 +36,64 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config = vqa_demo_config(quick=True)
         config.preset = "easy-vqa-quick-dashboard"
         checkpoint = Path(cached_model(config, cache_dir=cache, show_progress=False).checkpoint.path)
-        return explain(demo_run_config(checkpoint, quick=True), cache / "run", show_progress=False)
+        run = explain(demo_run_config(checkpoint, quick=True), cache / "run", show_progress=False)
+        add_shapley_pairs(run)
+        return run
     finally:
         torch.set_num_threads(threads)
+
+
+#: (kind, word index, image atom index, value) of the Shapley pairs stored on the run's first point
+PAIRS = (
+    ("synergistic", 1, 9, 0.8),
+    ("synergistic", 3, 54, 0.4),
+    ("redundant", 0, 63, 0.3),
+    ("redundant", 2, 27, 0.1),
+)
+
+
+def add_shapley_pairs(run_path: Path) -> int:
+    """Store a ``shapley_interaction`` result with the pairs of :data:`PAIRS` for the first point's
+    predicted class (the real method needs ~3,400 model rows a point on this model's 70 atoms, 15-30 s:
+    too slow for this suite; the dashboard only draws what is stored). Returns the point id."""
+    import numpy as np
+
+    from multiviz.results import InteractionMap, ShapleyInteractions
+    from multiviz.runs.run import Run
+    from multiviz.runs.store import RunStore
+
+    with Run.open(run_path) as run:
+        point = run.points(limit=1)[0]
+        first_order = run.result(point["point_id"], "gradient_x_input", "predicted").by_modality
+    words, atoms = (first_order[m].atom_labels[0] for m in ("question", "image"))
+    values = np.zeros((1, len(words), len(atoms)))
+    rows: dict[str, list[dict[str, object]]] = {"synergistic": [], "redundant": []}
+    for kind, word, atom, value in PAIRS:
+        values[0, word, atom] = value
+        rows[kind].append(
+            {"modality_a": "question", "atom_a": word, "label_a": words[word], "modality_b": "image",
+             "atom_b": atom, "label_b": atoms[atom], "value": value, "interaction": value}
+        )  # fmt: skip
+    c = point["predicted"]
+    pair_map = InteractionMap("question", "image", "shapley_interaction", [list(words)], [list(atoms)],
+                              values, c, [c])  # fmt: skip
+    result = ShapleyInteractions(
+        modalities=["question", "image"], index="k-SII", approximator="fixture", first_order=first_order,
+        pairs={"question|image": pair_map}, score=[1.0], empty_score=[0.0], within_modality_sum=[0.0],
+        redundant_share=[0.5], top_synergistic=[rows["synergistic"]], top_redundant=[rows["redundant"]],
+        budget_used=[0], exact=[False], target=c, target_index=[c],
+    )  # fmt: skip
+    store = RunStore(run_path)
+    try:
+        with store.transaction() as connection:
+            connection.execute(
+                "INSERT INTO records (point_id, method, target, class_index, result_type, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (point["point_id"], result.method, f"class:{c}", c, result.result_type, result.to_bytes()),
+            )
+    finally:
+        store.close()
+    return int(point["point_id"])
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from multiviz.runs.run import register_viewer
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -25,5 +27,7 @@ def show(run: Any, *, height: int = 820, port: int = 0) -> Any:
 
     return show_run(run, height=height, port=port)
 
+
+register_viewer(show)  # mv.Run.open(path).show(): the run store (below) calls back up through this
 
 __all__ = ["create_app", "show"]

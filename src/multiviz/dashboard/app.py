@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from multiviz.dashboard import security
 from multiviz.dashboard.concepts import read_concept, save_concept
 from multiviz.dashboard.inputs import THUMB_SIDE, RunInputs, png_bytes, to_pixels
-from multiviz.dashboard.live import BusyError, LiveWorker
+from multiviz.dashboard.live import BusyError, ClientGoneError, LiveWorker
 from multiviz.dashboard.query import parse_table_query
 from multiviz.dashboard.render import Links, render
 from multiviz.dashboard.rerun import parse_form, rerun_view
@@ -85,6 +85,16 @@ def _number(value: str, name: str) -> float:
     if not math.isfinite(number):
         raise InputError("expected a finite number", argument=name)
     return number
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InputError("expected a JSON object", argument="body") from None
+    if not isinstance(body, dict):
+        raise InputError("expected a JSON object", argument="body")
+    return body
 
 
 def _json_integer(value: Any, name: str) -> int:
@@ -188,22 +198,27 @@ def create_app(
         return RedirectResponse(LINKS.feature(j, point_id), status_code=303)  # type: ignore[arg-type]
 
     @app.post("/live/second-order")
-    def live_second_order(body: dict[str, Any]) -> Response:
+    async def live_second_order(request: Request) -> Response:
+        body = await _json_body(request)
         point_id = _json_integer(body.get("point"), "point")
         class_index = _json_integer(body.get("class"), "class")
         words = body.get("words")
         if not isinstance(words, list) or len(words) > 64:
             raise InputError("expected a list of word indices", argument="words")
         indices = [_json_integer(w, "words") for w in words]
-        point = state.run().point(point_id)
+        point = await asyncio.to_thread(lambda: state.run().point(point_id))
+        cancelled = threading.Event()
         try:
-            answer = state.live.query(point, class_index, indices)
+            future = await asyncio.to_thread(state.live.start_query, point, class_index, indices, cancelled)
+            answer = await state.live.wait(future, request.receive, cancelled)
         except BusyError as busy:
             return JSONResponse(
                 {"error": "busy", "retry_after": busy.retry_after},
                 status_code=429,
                 headers={"Retry-After": str(busy.retry_after)},
             )
+        except ClientGoneError:
+            return Response(status_code=499)  # nobody reads it: the client left
         return JSONResponse(answer)
 
     @app.get("/model", response_class=HTMLResponse)
@@ -256,14 +271,14 @@ def create_app(
         parameters = parse_form(method, form)  # the method's own spec: 400 before anything runs
         run = state.run()
         point = run.point(point_id)
+        cancelled = threading.Event()
         try:
-            result, seconds, cached = await asyncio.to_thread(
-                state.live.rerun,
-                point,
-                method,
-                class_index,
-                parameters,
+            future = await asyncio.to_thread(
+                state.live.start_rerun, point, method, class_index, parameters, cancelled
             )
+            result, seconds, cached = await state.live.wait(future, request.receive, cancelled)
+        except ClientGoneError:
+            return Response(status_code=499)
         except BusyError as busy:
             return PlainTextResponse(
                 f"busy: retry after {busy.retry_after} s",

@@ -4,20 +4,24 @@ words they picked): the user selects words of a point, the server runs the regis
 
 One worker thread loads the run's model once (on the first query) and answers queries one at a time,
 with a bounded queue: past ``max_pending`` queued or running queries the server answers 429 with a
-``Retry-After``. Answers are cached in the run directory's SQLite (table ``dashboard_live``, the result's
-binary form; never pickle), so a repeated query is read back, not recomputed.
+``Retry-After``. A query whose client goes away is dropped: the route stops waiting, and a job still in
+the queue never runs (its slot is freed at once); a job already running finishes and is cached.
+Answers are cached in the run directory's SQLite (table ``dashboard_live``, the result's binary form;
+never pickle), so a repeated query is read back, not recomputed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from multiviz.errors import InputError
 from multiviz.results import InteractionMap, result_from_bytes
@@ -26,6 +30,12 @@ from multiviz.runs.store import DATABASE
 TABLE = "dashboard_live"
 MAX_WORDS = 32
 METHOD = "second_order_gradient"
+T = TypeVar("T")
+POLL_SECONDS = 0.1  # pause between two reads of a waiting query's channel that were not a disconnect
+
+
+class ClientGoneError(Exception):
+    """The client of a live query went away while it waited."""
 
 
 class BusyError(Exception):
@@ -67,6 +77,7 @@ class LiveWorker:
         self._lock = threading.Lock()
         self._source: Any = None
         self.last_seconds = 2.0
+        self.dropped = 0  # jobs dropped before they ran: their client went away
 
     @property
     def available(self) -> bool:
@@ -75,6 +86,18 @@ class LiveWorker:
 
     def query(self, point: dict[str, Any], class_index: int, words: list[int]) -> dict[str, Any]:
         """The map of the chosen words of ``point`` for ``class_index`` (cached, or computed now)."""
+        return self.start_query(point, class_index, words).result()
+
+    def start_query(
+        self,
+        point: dict[str, Any],
+        class_index: int,
+        words: list[int],
+        cancelled: threading.Event | None = None,
+    ) -> Future[dict[str, Any]]:
+        """:meth:`query` without waiting: a done future when cached, else the queued job's future. The
+        job is dropped before it runs (its future cancelled, its queue slot freed) once ``cancelled`` is
+        set or :meth:`Future.cancel` is called: the route does so when the client goes away."""
         if not self.available or self.pair is None:
             raise InputError("this run has no text and image pair to query live", argument="words")
         if not words or len(words) > MAX_WORDS or any(w < 0 for w in words):
@@ -82,15 +105,30 @@ class LiveWorker:
         key = cache_key(point["point_id"], class_index, words, self.pair)
         cached = self._cached(key)
         if cached is not None:
-            return _answer(cached, cached_answer=True, seconds=0.0)
-        result, seconds = self._submit(self._compute, point, class_index, sorted(set(words)), key)
-        return _answer(result, cached_answer=False, seconds=seconds)
+            return _done(_answer(cached, cached_answer=True, seconds=0.0))
+
+        def job() -> dict[str, Any]:
+            result, seconds = self._compute(point, class_index, sorted(set(words)), key)
+            return _answer(result, cached_answer=False, seconds=seconds)
+
+        return self._submit(job, cancelled)
 
     def rerun(
         self, point: dict[str, Any], method: str, class_index: int, parameters: dict[str, Any]
     ) -> tuple[Any, float, bool]:
         """Registered method ``method`` on ``point`` for ``class_index`` with ``parameters`` (already
         checked by its spec): ``(result, seconds, cached)``; cached in the run like the live maps."""
+        return self.start_rerun(point, method, class_index, parameters).result()
+
+    def start_rerun(
+        self,
+        point: dict[str, Any],
+        method: str,
+        class_index: int,
+        parameters: dict[str, Any],
+        cancelled: threading.Event | None = None,
+    ) -> Future[tuple[Any, float, bool]]:
+        """:meth:`rerun` without waiting (see :meth:`start_query` for cancelling)."""
         if not bool((self.manifest.get("config") or {}).get("model")):
             raise InputError("this run records no model to re-run a method with", argument="method")
         from multiviz.dashboard.rerun import parameters_key
@@ -99,21 +137,70 @@ class LiveWorker:
         key = hashlib.sha256(text.encode()).hexdigest()
         cached = self._cached(key)
         if cached is not None:
-            return cached, 0.0, True
-        result, seconds = self._submit(self._rerun, point, method, class_index, parameters, key)
-        return result, seconds, False
+            return _done((cached, 0.0, True))
 
-    def _submit(self, function: Any, *arguments: Any) -> Any:
+        def job() -> tuple[Any, float, bool]:
+            result, seconds = self._rerun(point, method, class_index, parameters, key)
+            return result, seconds, False
+
+        return self._submit(job, cancelled)
+
+    def _submit(self, job: Callable[[], T], cancelled: threading.Event | None) -> Future[T]:
+        """Queue ``job`` (one runs at a time); past ``max_pending`` queued or running jobs,
+        :class:`BusyError`. The slot is freed when the job's future is done: run, failed, or cancelled
+        before it ran."""
         with self._lock:
             if self._pending >= self.max_pending:
                 raise BusyError(max(1, round(self.last_seconds * self._pending)))
             self._pending += 1
-        future: Future[Any] = self._executor.submit(function, *arguments)
+
+        def guarded() -> T:
+            if cancelled is not None and cancelled.is_set():
+                with self._lock:
+                    self.dropped += 1
+                raise CancelledError("the client went away before the job ran")
+            return job()
+
         try:
-            return future.result()
+            future = self._executor.submit(guarded)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)
+        return future
+
+    def _release(self, future: Future[Any] | None) -> None:
+        with self._lock:
+            self._pending -= 1
+            if future is not None and future.cancelled():
+                self.dropped += 1
+
+    async def wait(
+        self, future: Future[T], receive: Callable[[], Awaitable[Any]], cancelled: threading.Event
+    ) -> T:
+        """The job's answer, unless the client goes away first (``receive``, the request's ASGI channel,
+        says ``http.disconnect``): then ``cancelled`` is set, the job dropped when it has not started,
+        and :class:`ClientGoneError` raised. (Starlette's ``Request.is_disconnected`` polls with a
+        cancelled scope, which never sees the message through an ``http`` middleware; waiting does.)"""
+        waiting = asyncio.wrap_future(future)
+        gone = asyncio.ensure_future(_disconnect(receive))
+        try:
+            either: set[asyncio.Future[Any]] = {waiting, gone}
+            done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            with self._lock:
-                self._pending -= 1
+            gone.cancel()
+        if waiting in done:
+            return waiting.result()
+        cancelled.set()
+        future.cancel()  # a queued job: dropped now, its slot freed; a running one finishes (and is cached)
+        waiting.cancel()
+        raise ClientGoneError()
+
+    @property
+    def pending(self) -> int:
+        """Queued or running jobs."""
+        with self._lock:
+            return self._pending
 
     def _rerun(
         self, point: dict[str, Any], method: str, class_index: int, parameters: dict[str, Any], key: str
@@ -190,6 +277,18 @@ class LiveWorker:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _disconnect(receive: Callable[[], Awaitable[Any]]) -> None:
+    """Returns when the client has gone away (the body was read already: nothing else comes)."""
+    while (await receive()).get("type") != "http.disconnect":
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _done(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
 
 
 def _answer(result: InteractionMap, *, cached_answer: bool, seconds: float) -> dict[str, Any]:

@@ -12,9 +12,10 @@ import numpy as np
 from multiviz.dashboard import shapes
 from multiviz.dashboard.evaluation import POINT_METRICS, point_scores
 from multiviz.dashboard.inputs import THUMB_SIDE, RunInputs
+from multiviz.dashboard.pairs import pair_links, pair_rows
 from multiviz.dashboard.query import PAGE_SIZES, TableQuery
 from multiviz.errors import InputError
-from multiviz.results import Attributions, Disentanglement, InteractionMap, MaskingRounds, Result
+from multiviz.results import Attributions, Disentanglement, InteractionMap, MaskingRounds
 from multiviz.runs.run import Run
 
 COLUMNS = (
@@ -156,6 +157,7 @@ def overview_view(
     interactions: list[dict[str, Any]] = []
     rounds = None
     pairs: list[dict[str, Any]] = []
+    links = None
     for record in run.records(point_id):
         if record["target"] != target:
             continue
@@ -170,7 +172,10 @@ def overview_view(
         elif isinstance(result, MaskingRounds):
             rounds = _rounds(result)
         elif result.result_type == "shapley_interactions":
-            pairs = _pairs(result)
+            pairs = pair_rows(result)
+            first = getattr(result, "first_order", {}) or {}
+            words = {name: list(a.atom_labels[0]) for name, a in first.items()}
+            links = pair_links(pairs, kinds, words, images)
     u_panels = _modality_panels(u_results, kinds, images)
     c_panels = _modality_panels(dime, kinds, images)
     for interaction in interactions:  # second-order maps as extra image layers, one per word
@@ -200,6 +205,7 @@ def overview_view(
         "interactions": interactions,
         "rounds": rounds,
         "pairs": pairs,
+        "pair_links": links,
         "top_features": top_features(run, point, chosen, features),
         "inputs_error": inputs.error if inputs else None,
         "live_pair": live_pair,
@@ -208,14 +214,6 @@ def overview_view(
 
 def _attributions(parts: dict[str, Any], result: Disentanglement) -> Attributions:
     return Attributions(method=result.method, by_modality=dict(parts), units=result.units)
-
-
-def _pairs(result: Result) -> list[dict[str, Any]]:
-    out = []
-    for kind in ("top_synergistic", "top_redundant"):
-        for pair in (getattr(result, kind, None) or [[]])[0][:5]:
-            out.append({"kind": kind.removeprefix("top_"), **pair})
-    return out
 
 
 def top_features(run: Run, point: dict[str, Any], class_index: int, features: Any) -> list[dict[str, Any]]:

@@ -123,7 +123,53 @@
     });
   }
 
+  // top Shapley pairs: a line from each word to the centre (mean pixel) of its image atom
+  function setupPairLinks(figure) {
+    var spec = JSON.parse(document.getElementById(figure.dataset.spec).textContent);
+    var svg = figure.querySelector("svg.pair-svg"), img = figure.querySelector("img.pair-image");
+    var words = figure.querySelectorAll(".pair-word"), hover = figure.querySelector(".hover");
+    var gw = spec.grid_width, gh = spec.grid_height, grid = expand(spec.grid, gw * gh);
+    var sums = {};
+    for (var i = 0; i < grid.length; i++) {
+      var a = grid[i]; if (a < 0) continue;
+      var s = sums[a] || (sums[a] = [0, 0, 0]);
+      s[0] += (i % gw) + 0.5; s[1] += Math.floor(i / gw) + 0.5; s[2] += 1;
+    }
+    var NS = "http://www.w3.org/2000/svg";
+    function draw() {
+      var box = figure.getBoundingClientRect(), ib = img.getBoundingClientRect();
+      svg.setAttribute("width", box.width); svg.setAttribute("height", box.height);
+      svg.setAttribute("viewBox", "0 0 " + box.width + " " + box.height);
+      while (svg.firstChild) svg.removeChild(svg.firstChild);
+      spec.links.forEach(function (l) {
+        var w = words[l.word], s = sums[l.atom];
+        if (!w || !s) return;
+        var wb = w.getBoundingClientRect();
+        var x1 = wb.left + wb.width / 2 - box.left, y1 = wb.bottom - box.top;
+        var x2 = ib.left - box.left + img.clientLeft + s[0] / s[2] / gw * img.clientWidth;
+        var y2 = ib.top - box.top + img.clientTop + s[1] / s[2] / gh * img.clientHeight;
+        var line = document.createElementNS(NS, "line"), title = document.createElementNS(NS, "title");
+        var text = l.kind + ": " + l.word_label + " \u00d7 " + l.atom_label + " = " + fmt(l.value) + " logit";
+        [["x1", x1], ["y1", y1], ["x2", x2], ["y2", y2], ["stroke-width", l.width]].forEach(function (kv) {
+          line.setAttribute(kv[0], kv[1].toFixed ? kv[1].toFixed(2) : kv[1]);
+        });
+        line.setAttribute("class", l.kind);
+        line.dataset.word = l.word; line.dataset.atom = l.atom; line.dataset.value = l.value;
+        title.textContent = text; line.appendChild(title);
+        line.addEventListener("mouseenter", function () { hover.textContent = text; w.classList.add("hot"); });
+        line.addEventListener("mouseleave", function () { w.classList.remove("hot"); });
+        svg.appendChild(line);
+        var dot = document.createElementNS(NS, "circle");
+        dot.setAttribute("cx", x2.toFixed(2)); dot.setAttribute("cy", y2.toFixed(2)); dot.setAttribute("r", 2.5);
+        svg.appendChild(dot);
+      });
+    }
+    if (img.complete) draw(); else img.addEventListener("load", draw);
+    window.addEventListener("resize", draw);
+  }
+
   document.querySelectorAll("figure.heatmap").forEach(setupHeatmap);
+  document.querySelectorAll("figure.pair-links").forEach(setupPairLinks);
   document.querySelectorAll("section.live").forEach(setupLive);
   document.querySelectorAll("form.filters select").forEach(function (s) {
     s.addEventListener("change", function () { s.form.requestSubmit ? s.form.requestSubmit() : s.form.submit(); });
