@@ -196,3 +196,29 @@ def ip_norm_toy(
         chosen_settings, chosen_normalisations, tuple(range(seeds)), epochs=epochs, show_progress=True
     )
     typer.echo(toy_markdown(table))
+
+
+@evaluate_app.command("fl-i2moe")
+def fl_i2moe(
+    part: Annotated[
+        str, typer.Option(help="easy-vqa (the two presets), synthetic (planted interaction types) or all.")
+    ] = "all",
+    quick: Annotated[
+        bool, typer.Option(help="Tiny models and probes: checks the pipeline in minutes; not for numbers.")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write every measured number to this JSON file.")
+    ] = None,
+) -> None:
+    """FL-I2MoE against its dense baseline: accuracy, routing, expert-wise faithfulness, pair masking and
+    concentration (docs/fl-i2moe.md), printed as markdown."""
+    from multiviz.evaluation.fl_i2moe_study import run_study
+    from multiviz.params import Options, validate_params
+
+    validate_params({"part": Options(("easy-vqa", "synthetic", "all"))}, {"part": part}, method="fl-i2moe")
+    markdown, numbers = run_study(part, quick=quick)
+    if json_out is not None:
+        from multiviz.io import atomic_write_json
+
+        atomic_write_json(json_out, numbers)
+    typer.echo(markdown)
