@@ -23,6 +23,7 @@ QUICK_SYNTHETIC = SyntheticSettings(
     n_points=600,
     tokens_points=600,
     epochs=2,
+    tokens_epochs=2,
     n_probe=3,
     shapley_budget=256,
 )

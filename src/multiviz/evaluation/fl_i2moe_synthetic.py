@@ -67,6 +67,10 @@ class SyntheticSettings:
     n_tokens: int = 6
     features: int = 8
     epochs: int = 15
+    patience: int = 5
+    #: the three-bit ``tokens`` parity sits on a plateau for many epochs before it is learned
+    tokens_epochs: int = 40
+    tokens_patience: int = 15
     d_model: int = 16
     dense_d_model: int = 32
     lambda_int: float = 0.1
@@ -122,8 +126,9 @@ def train(setting: str, kind: str, seed: int, settings: SyntheticSettings) -> tu
         "n_tokens": settings.n_tokens, "features": settings.features, "seed": seed,
     }  # fmt: skip
     config = TrainConfig(
-        dataset=dataset, model=model_config(kind, settings), epochs=settings.epochs, batch_size=128,
-        learning_rate=3e-3, patience=5, seed=seed,
+        dataset=dataset, model=model_config(kind, settings), batch_size=128, learning_rate=3e-3, seed=seed,
+        epochs=settings.tokens_epochs if setting == "tokens" else settings.epochs,
+        patience=settings.tokens_patience if setting == "tokens" else settings.patience,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         result = fit(config, folder, show_progress=False)
