@@ -13,7 +13,7 @@ from multiviz.runs import Run
 
 
 def test_run_show_serves_the_run_once(small_run: Path) -> None:
-    import multiviz.dashboard  # registers the viewer (``import multiviz`` does too, once the lead wires it)
+    import multiviz.dashboard  # registers the viewer (``import multiviz`` does it too)
     from multiviz.dashboard import notebook
 
     try:
