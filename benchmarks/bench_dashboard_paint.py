@@ -11,11 +11,8 @@ There is no reference implementation of these pages; the goal is a first paint u
 from __future__ import annotations
 
 import shutil
-import socket
 import statistics
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -52,28 +49,6 @@ def _pages(n: int) -> list[tuple[str, str]]:
     ]
 
 
-class _Server:
-    """The app under uvicorn in a thread on a free loopback port."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{port}/"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 def _load(browser: Any, url: str) -> tuple[float, float]:
     page = browser.new_page()
     try:
@@ -91,6 +66,7 @@ def run(quick: bool) -> BenchmarkResult:
     from playwright.sync_api import sync_playwright
 
     from multiviz.dashboard import create_app
+    from multiviz.dashboard.notebook import ThreadedServer
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
@@ -101,7 +77,7 @@ def run(quick: bool) -> BenchmarkResult:
     with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
         path = Path(folder) / "run"
         _build(path, n)
-        server = _Server(create_app(path, load_inputs=False))
+        server = ThreadedServer(create_app(path, load_inputs=False))
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             for label, suffix in _pages(n):

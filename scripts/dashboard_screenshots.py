@@ -24,10 +24,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     args = parser.parse_args()
-    from benchmarks.bench_dashboard_paint import _Server
     from playwright.sync_api import sync_playwright
 
     from multiviz.dashboard import create_app
+    from multiviz.dashboard.notebook import ThreadedServer
 
     checkpoint = Path(cached_model(vqa_demo_config(quick=False)).checkpoint.path)
     config = demo_run_config(checkpoint, quick=True)
@@ -37,7 +37,7 @@ def main() -> None:
         run_path = explain(config, Path(folder) / "run")
         with Run.open(run_path) as run:
             point = run.points(limit=1)[0]["point_id"]
-        server = _Server(create_app(run_path))
+        server = ThreadedServer(create_app(run_path))
         executable = shutil.which("chromium") or shutil.which("chromium-browser")
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -5,14 +5,13 @@ demo's quick training) explained on 6 test points with the demo's quick settings
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from multiviz.dashboard.notebook import ThreadedServer as Server  # the tests' live server
 
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
@@ -103,27 +102,6 @@ def client(small_run: Path) -> Any:
     from multiviz.dashboard import create_app
 
     return TestClient(create_app(small_run), base_url="http://127.0.0.1:8000")
-
-
-class Server:
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.app = app
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.port}/"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

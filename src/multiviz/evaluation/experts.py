@@ -36,7 +36,7 @@ from multiviz.adapters import TorchAdapter, expert_adapter
 from multiviz.adapters.base import Batch
 from multiviz.errors import InputError
 from multiviz.evaluation.checks import check_fraction_percent
-from multiviz.evaluation.concentration import gini, normalised_entropy, planted_share
+from multiviz.evaluation.concentration import concentration_summary
 from multiviz.evaluation.eraser import eraser_scores, top_k_masking
 from multiviz.evaluation.faithfulness import JOINT
 from multiviz.evaluation.pair_masking import pair_masking
@@ -263,24 +263,10 @@ def expert_pair_masking(
 def attribution_concentration(explanation: Attributions) -> dict[str, float]:
     """Mean and standard deviation over points of the Gini coefficient and the normalised entropy of the
     point's ``|attributions|`` over the atoms of all modalities together (higher Gini / lower entropy =
-    more concentrated)."""
-    names = list(explanation)
-    points = len(explanation[names[0]].weights)
-    ginis, entropies = [], []
-    for b in range(points):
-        joint = np.concatenate([np.asarray(explanation[m].weights[b], dtype=np.float64) for m in names])
-        joint = joint[np.isfinite(joint)]
-        if not np.any(joint):
-            continue  # an all-zero explanation has no concentration
-        ginis.append(gini(joint))
-        entropies.append(normalised_entropy(joint))
-    return {
-        "gini_mean": float(np.mean(ginis)) if ginis else float("nan"),
-        "gini_std": float(np.std(ginis)) if ginis else float("nan"),
-        "entropy_mean": float(np.mean(entropies)) if entropies else float("nan"),
-        "entropy_std": float(np.std(entropies)) if entropies else float("nan"),
-        "n_points": float(len(ginis)),
-    }
+    more concentrated; :func:`~multiviz.evaluation.concentration.concentration_summary`)."""
+    weights = [np.asarray(explanation[m].weights, dtype=np.float64) for m in explanation]
+    joint = np.concatenate(weights, axis=1)
+    return concentration_summary(joint)
 
 
 def interaction_concentration(
@@ -291,24 +277,6 @@ def interaction_concentration(
 ) -> dict[str, float]:
     """How concentrated each point's cross-modal ``|SII|`` matrix is: mean and standard deviation over
     points of its Gini coefficient and normalised entropy, and (``planted`` pairs ``(i, j)`` of atoms of
-    ``modality_a`` and ``modality_b`` given) the mean share of ``|SII|`` mass on the planted pairs."""
+    ``modality_a`` and ``modality_b`` given) the share of ``|SII|`` mass on the planted pairs."""
     values = np.asarray(interactions.pair(modality_a, modality_b), dtype=np.float64)
-    ginis, entropies, shares = [], [], []
-    for matrix in values:
-        flat = matrix[np.isfinite(matrix)]
-        if not np.any(flat):
-            continue
-        ginis.append(gini(flat))
-        entropies.append(normalised_entropy(flat))
-        if planted:
-            shares.append(planted_share(matrix, list(planted)))
-    out = {
-        "gini_mean": float(np.mean(ginis)) if ginis else float("nan"),
-        "gini_std": float(np.std(ginis)) if ginis else float("nan"),
-        "entropy_mean": float(np.mean(entropies)) if entropies else float("nan"),
-        "entropy_std": float(np.std(entropies)) if entropies else float("nan"),
-        "n_points": float(len(ginis)),
-    }
-    if planted:
-        out["planted_share_mean"] = float(np.mean(shares)) if shares else float("nan")
-    return out
+    return concentration_summary(values, planted_pairs=list(planted) if planted else None)
