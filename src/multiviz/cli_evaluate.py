@@ -209,14 +209,35 @@ def fl_i2moe(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write every measured number to this JSON file.")
     ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Synthetic part: train only these models, comma-separated "
+            "(fl-i2moe, fl-i2moe-routed, dense; default all)."
+        ),
+    ] = None,
+    include: Annotated[
+        list[Path] | None,
+        typer.Option(help="Synthetic part: add the runs of an earlier --json file to the tables (repeat)."),
+    ] = None,
 ) -> None:
     """FL-I2MoE against its dense baseline: accuracy, routing, expert-wise faithfulness, pair masking and
     concentration (docs/fl-i2moe.md), printed as markdown."""
+    from multiviz.errors import InputError
     from multiviz.evaluation.fl_i2moe_study import run_study
+    from multiviz.evaluation.fl_i2moe_synthetic import MODELS
     from multiviz.params import Options, validate_params
 
     validate_params({"part": Options(("easy-vqa", "synthetic", "all"))}, {"part": part}, method="fl-i2moe")
-    markdown, numbers = run_study(part, quick=quick)
+    chosen = None
+    if models is not None:
+        chosen = tuple(m.strip() for m in models.split(",") if m.strip())
+        unknown = [m for m in chosen if m not in MODELS]
+        if unknown or not chosen:
+            raise InputError(
+                f"expected a comma-separated subset of {list(MODELS)}, got {models!r}", argument="models"
+            )
+    markdown, numbers = run_study(part, quick=quick, models=chosen, include=include or ())
     if json_out is not None:
         from multiviz.io import atomic_write_json
 

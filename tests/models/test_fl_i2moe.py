@@ -3,7 +3,7 @@ independent float64 computation, expert targets and expert adapters, checkpoints
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -14,6 +14,7 @@ from multiviz.adapters import TorchAdapter, expert_adapter
 from multiviz.atoms import ImagePatches
 from multiviz.errors import InputError
 from multiviz.models import FLI2MoE, FusionTransformer, build_model
+from multiviz.models.fl_i2moe import interaction_type_target
 from multiviz.targets import resolve_target
 from multiviz.training import TrainConfig
 from multiviz.training.checkpoint import load_checkpoint, save_checkpoint
@@ -210,6 +211,8 @@ def test_the_dense_baseline_attends_over_all_tokens() -> None:
         ({"margin": float("nan")}, "margin"),
         ({"d_model": 6, "heads": 4}, "heads"),
         ({"layers": 0}, "layers"),
+        ({"lambda_route": -1.0}, "lambda_route"),
+        ({"unique_inputs": "mine"}, "unique_inputs"),
     ],
 )
 def test_bad_options_are_refused(options: dict[str, Any], argument: str) -> None:
@@ -252,3 +255,114 @@ def test_expert_targets_on_a_model_without_experts_are_refused() -> None:
     assert error.value.argument == "target"
     with pytest.raises(InputError, match="expert_view"):
         expert_adapter(adapter, 0)
+
+
+# -- routing by interaction type (lambda_route, unique_inputs="own") ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sufficiency", "expected"),
+    [
+        ((1.0, 1.0), (0.0, 0.0, 0.0, 1.0)),  # both modalities suffice alone: redundancy
+        ((1.0, 0.0), (1.0, 0.0, 0.0, 0.0)),  # only the first: unique
+        ((0.0, 1.0), (0.0, 1.0, 0.0, 0.0)),
+        ((0.0, 0.0), (0.0, 0.0, 1.0, 0.0)),  # neither: synergy
+        ((0.5, 0.25), (0.375, 0.125, 0.375, 0.125)),
+    ],
+)
+def test_the_interaction_type_target_is_the_sufficiency_decomposition(
+    sufficiency: tuple[float, float], expected: tuple[float, ...]
+) -> None:
+    classes = 3
+    # agreement a = 1/C + s (1 - 1/C) gives sufficiency s
+    chance = 1 / classes
+    agreement = torch.tensor([[chance + s * (1 - chance) for s in sufficiency]], dtype=torch.float64)
+    target = interaction_type_target(agreement, classes)
+    torch.testing.assert_close(target, torch.tensor([expected], dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_the_target_of_three_modalities_sums_to_one_and_gives_two_of_three_to_redundancy() -> None:
+    s = torch.tensor([[0.9, 0.8, 0.1], [0.0, 0.0, 0.0], [0.2, 0.7, 0.4]], dtype=torch.float64)
+    target = interaction_type_target(0.5 + 0.5 * s, 2)  # two classes: agreement 1/2 + s/2
+    torch.testing.assert_close(target.sum(1), torch.ones(3, dtype=torch.float64))
+    a, b, c = s[0]
+    torch.testing.assert_close(target[0, 0], a * (1 - b) * (1 - c))
+    torch.testing.assert_close(target[0, 3], (1 - a) * (1 - b) * (1 - c))
+    exactly_one = sum(s[0, i] * torch.prod(1 - s[0, [j for j in range(3) if j != i]]) for i in range(3))
+    torch.testing.assert_close(target[0, 4], 1 - exactly_one - target[0, 3])
+    # below chance counts as no support at all
+    below = interaction_type_target(torch.tensor([[0.1, 0.2]]), 2)
+    torch.testing.assert_close(below[0, 2], torch.tensor(1.0))
+
+
+def test_an_own_input_unique_expert_depends_on_its_own_modality_only() -> None:
+    model, batch = _model(image=False, unique_inputs="own"), _batch(image=False)
+    changed = dict(batch, series=batch["series"] + torch.randn_like(batch["series"]))
+    before, after = model.expert_logits(**batch), model.expert_logits(**changed)
+    torch.testing.assert_close(after[:, 0], before[:, 0], rtol=0, atol=1e-12)  # unique:first ignores series
+    assert (after[:, 1] - before[:, 1]).abs().max() > 1e-6  # unique:series sees it
+    assert (after[:, 2] - before[:, 2]).abs().max() > 1e-6  # synergy sees both
+    view = model.expert_view(0)  # the expert adapter gives the same logits
+    torch.testing.assert_close(view(**batch), before[:, 0], rtol=0, atol=1e-12)
+    series = batch["series"].clone().requires_grad_(True)
+    view(first=batch["first"], series=series).sum().backward()
+    assert series.grad is not None and float(series.grad.abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("unique_inputs", ["all", "own"])
+def test_the_routing_term_matches_an_independent_computation(unique_inputs: str) -> None:
+    model = _model(image=False, lambda_int=0.0, lambda_route=0.7, unique_inputs=unique_inputs)
+    batch = _batch(image=False)
+    labels = torch.tensor([0, 2, 1, 2])
+    model.train()
+    model(**batch)
+    term = model.regularisation(labels=labels)
+    assert term is not None and model.regularisation() is None
+    model.eval()
+    parts = model.inputs.per_modality(model.encoders, batch)
+    log_weights = torch.log(model.routing(**batch))
+    cross_entropy, agreement = [], []
+    for i in range(2):
+        alone = dict(batch)  # the other modality marked invalid = absent for the unique expert
+        other = model.modality_names[1 - i]
+        only = [p if j == i else (p[0], torch.zeros_like(p[1]), p[2]) for j, p in enumerate(parts)]
+        tokens, valid, model.token_spans = model.inputs.join(only)
+        logits = model._expert_logits_of(i, model._expert_latent(i, tokens, valid))
+        if unique_inputs == "own":  # the unique expert never sees the other modality anyway
+            alone[other] = torch.randn_like(batch[other])
+            torch.testing.assert_close(logits, model.expert_logits(**alone)[:, i], rtol=0, atol=1e-12)
+        probabilities = torch.softmax(logits, -1)
+        cross_entropy.append(-torch.log(probabilities[torch.arange(4), labels]).mean())
+        agreement.append(probabilities[torch.arange(4), labels])
+    s = ((torch.stack(agreement, 1) - 1 / 3) / (2 / 3)).clamp(0, 1)
+    a, b = s[:, 0], s[:, 1]
+    target = torch.stack([a * (1 - b), b * (1 - a), (1 - a) * (1 - b), a * b], 1)
+    expected = 0.7 * (sum(cross_entropy) / 2 - (target * log_weights).sum(1).mean())
+    torch.testing.assert_close(term, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_the_routing_term_trains_the_router_towards_the_modality_that_suffices() -> None:
+    # the label is the sign of the first modality's first feature: only 'first' suffices alone, so the
+    # unique expert of 'first' should end up with the routing weight (1,024 points: few enough steps that
+    # the unique expert of the noise modality cannot memorise the labels)
+    torch.manual_seed(0)
+    model = FLI2MoE(_encoders(image=False), 2, d_model=8, heads=2, layers=1, router_hidden=8,
+                    lambda_int=0.0, lambda_route=1.0, unique_inputs="own")  # fmt: skip
+    generator = torch.Generator().manual_seed(1)
+    first = torch.randn(1024, 2, 2, generator=generator)
+    batch = {"first": first, "series": torch.randn(1024, 2, 3, generator=generator)}
+    labels = (first[:, 0, 0] > 0).long()
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-2)
+    with torch.no_grad():
+        before = model.eval().routing(**batch).mean(0)
+    for _ in range(50):
+        model.train()
+        loss = torch.nn.functional.cross_entropy(model(**batch), labels)
+        loss = loss + cast(Tensor, model.regularisation(labels=labels))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        weights = model.eval().routing(**batch).mean(0)
+    assert float(before[0]) < 0.3 and float(weights[0]) > 0.8
+    assert float(weights[1]) < 0.05  # the noise modality's unique expert

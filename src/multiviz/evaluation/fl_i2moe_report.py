@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from multiviz.evaluation.fl_i2moe_easy_vqa import ModelStudy
-from multiviz.evaluation.fl_i2moe_synthetic import PLANTED_EXPERT, SyntheticRun
+from multiviz.evaluation.fl_i2moe_synthetic import MODELS, PLANTED_EXPERT, SyntheticRun
 
 
 def spread(values: Iterable[float]) -> str:
@@ -141,44 +141,48 @@ def easy_vqa_markdown(studies: Sequence[ModelStudy]) -> str:
     return "\n".join(parts) + "\n"
 
 
+#: column and row names of the synthetic study's models
+MODEL_LABELS = {
+    "fl-i2moe": "FL-I2MoE",
+    "fl-i2moe-routed": "FL-I2MoE, routed by type",
+    "dense": "dense",
+}
+
+
 def synthetic_markdown(runs: Sequence[SyntheticRun]) -> str:
     """The synthetic tables: accuracy, routing to the planted expert, planted-pair recovery, concentration."""
     seeds = sorted({r.seed for r in runs})
     settings = list(dict.fromkeys(r.setting for r in runs))
+    models = [m for m in MODELS if any(r.model == m for r in runs)]
     by = defaultdict(list)
     for run in runs:
         by[(run.setting, run.model)].append(run)
-    accuracy = [
-        [
-            s,
-            spread(r.test_accuracy for r in by[(s, "fl-i2moe")]),
-            spread(r.test_accuracy for r in by[(s, "dense")]),
-        ]
-        for s in settings
-    ]
+    accuracy = [[s] + [spread(r.test_accuracy for r in by[(s, m)]) for m in models] for s in settings]
     routing = []
     for setting in settings:
-        moe = by[(setting, "fl-i2moe")]
-        planted = PLANTED_EXPERT.get(setting)
-        leaders = [max(r.routing["mean_weight"], key=r.routing["mean_weight"].get) for r in moe]
-        routing.append(
-            [
-                setting,
-                planted or "(pairs: synergy and redundancy)",
-                spread(r.routing["top1_rate"][planted] for r in moe) if planted else "",
-                spread(r.routing["mean_weight"][planted] for r in moe) if planted else "",
-                ", ".join(leaders),
-                f"{sum(leader == planted for leader in leaders)}/{len(moe)}" if planted else "",
-            ]
-        )
+        for model in (m for m in models if m.startswith("fl-i2moe")):
+            moe = [r for r in by[(setting, model)] if r.routing]
+            planted = PLANTED_EXPERT.get(setting, "")
+            leaders = [max(r.routing["mean_weight"], key=r.routing["mean_weight"].get) for r in moe]
+            routing.append(
+                [
+                    setting,
+                    MODEL_LABELS[model],
+                    planted,
+                    spread(r.routing["top1_rate"][planted] for r in moe),
+                    spread(r.routing["mean_weight"][planted] for r in moe),
+                    ", ".join(leaders),
+                    f"{sum(leader == planted for leader in leaders)}/{len(moe)}",
+                ]
+            )
     recovery, concentration = [], []
     for setting in settings:
-        for model in ("fl-i2moe", "dense"):
+        for model in models:
             found = by[(setting, model)]
             for who in found[0].recovery if found else []:
                 scores = [r.recovery[who] for r in found]
                 recovery.append(
-                    [setting, f"{model} / {who}"]
+                    [setting, f"{MODEL_LABELS[model]} / {who}"]
                     + [
                         spread(s.get(k, float("nan")) for s in scores)
                         for k in ("synergy_top1", "redundancy_top1", "planted_share")
@@ -188,7 +192,7 @@ def synthetic_markdown(runs: Sequence[SyntheticRun]) -> str:
                 concentration.append(
                     [
                         setting,
-                        f"{model} / {who}",
+                        f"{MODEL_LABELS[model]} / {who}",
                         spread(c["gini_mean"] for c in kept),
                         spread(c["entropy_mean"] for c in kept),
                     ]
@@ -198,7 +202,7 @@ def synthetic_markdown(runs: Sequence[SyntheticRun]) -> str:
         "",
         "**Accuracy** (test split)",
         "",
-        *_table(["setting", "FL-I2MoE", "dense"], accuracy),
+        *_table(["setting", *(MODEL_LABELS[m] for m in models)], accuracy),
         "",
         "**Routing** (test split): the planted expert's top-1 routing rate and mean weight; the expert with "
         "the largest mean weight per seed; seeds where that is the planted expert",
@@ -206,6 +210,7 @@ def synthetic_markdown(runs: Sequence[SyntheticRun]) -> str:
         *_table(
             [
                 "setting",
+                "model",
                 "planted expert",
                 "top-1 rate",
                 "mean weight",

@@ -2,12 +2,15 @@
 does the expert of the planted type get the routing weight, and do the interaction probes find the planted
 token pairs?
 
-For every setting and training seed, an FL-I2MoE (``token_mlp`` encoders, so a token's attribution is its
-own) and its dense baseline are trained with :func:`multiviz.training.fit` (the same optimiser, epochs and
-early stopping). Then, on test points:
+For every setting and training seed, up to three models (``token_mlp`` encoders, so a token's attribution
+is its own) are trained with :func:`multiviz.training.fit` (the same optimiser, epochs and early stopping):
+``"fl-i2moe"`` (I2MoE's interaction losses only), ``"fl-i2moe-routed"`` (the same plus routing by
+interaction type: ``lambda_route``, unique experts that see their own modality only; see
+:mod:`multiviz.models.fl_i2moe`) and ``"dense"`` (the dense fusion transformer). Then, on test points:
 
-* **routing** (FL-I2MoE): mean routing weight and top-1 routing rate of every expert; the *planted expert*
-  (``redundancy`` for the redundancy setting, ``unique:<k>`` for uniqueness ``k``, ``synergy`` for synergy)
+* **routing** (both FL-I2MoE models): mean routing weight and top-1 routing rate of every expert; the
+  *planted expert* (``redundancy`` for the redundancy setting, ``unique:<k>`` for uniqueness ``k``,
+  ``synergy`` for synergy and for ``tokens``, where neither modality alone says anything of the label)
   should lead;
 * **planted-pair recovery**, for the whole model, each expert and the dense baseline: the share of points
   whose top pair by synergy (``ShapleyInteractions.synergy``, from the Shapley interaction index) is the
@@ -33,6 +36,7 @@ import torch
 
 from multiviz.adapters import TorchAdapter
 from multiviz.data.interaction_types import InteractionTypesData, make_interaction_types
+from multiviz.errors import InputError
 from multiviz.evaluation.experts import (
     attribution_concentration,
     explained,
@@ -52,7 +56,10 @@ PLANTED_EXPERT = {
     "uniqueness0": "unique:a",
     "uniqueness1": "unique:b",
     "synergy": "synergy",
+    "tokens": "synergy",  # y = s1 XOR s2 XOR r: a carries (s1, r), b carries (s2, r); neither suffices alone
 }
+#: the models of the study, in table order
+MODELS = ("fl-i2moe", "fl-i2moe-routed", "dense")
 
 
 @dataclass
@@ -74,13 +81,16 @@ class SyntheticSettings:
     d_model: int = 16
     dense_d_model: int = 32
     lambda_int: float = 0.1
+    #: routing-by-type weight of ``"fl-i2moe-routed"`` (whose unique experts see their own modality only)
+    lambda_route: float = 1.0
+    models: tuple[str, ...] = MODELS
     n_probe: int = 24
     shapley_budget: int = 1024
 
 
 @dataclass
 class SyntheticRun:
-    """One trained model (``"fl-i2moe"`` or ``"dense"``) of one setting and seed, and what it showed."""
+    """One trained model (one of :data:`MODELS`) of one setting and seed, and what it showed."""
 
     setting: str
     seed: int
@@ -92,13 +102,18 @@ class SyntheticRun:
 
 
 def model_config(kind: str, settings: SyntheticSettings) -> dict[str, Any]:
-    """The FL-I2MoE (``"fl-i2moe"``) or dense (``"dense"``) model over two token sequences ``a``, ``b``."""
+    """The model ``kind`` (one of :data:`MODELS`) over two token sequences ``a``, ``b``."""
+    if kind not in MODELS:
+        raise InputError(f"expected one of {list(MODELS)}, got {kind!r}", argument="models")
     tokens = {"type": "token_mlp", "in_features": settings.features, "hidden": [32], "out_dim": 32}
     encoders = {"a": tokens, "b": tokens}
-    if kind == "fl-i2moe":
+    if kind.startswith("fl-i2moe"):
+        routed = kind == "fl-i2moe-routed"
         return {
             "name": "fl_i2moe", "encoders": encoders, "num_classes": 2, "d_model": settings.d_model,
             "heads": 2, "layers": 2, "router_hidden": 32, "lambda_int": settings.lambda_int,
+            "lambda_route": settings.lambda_route if routed else 0.0,
+            "unique_inputs": "own" if routed else "all",
         }  # fmt: skip
     return {
         "name": "fusion_transformer", "encoders": encoders, "num_classes": 2, "hidden": [32],
@@ -168,8 +183,9 @@ def study_run(setting: str, kind: str, seed: int, settings: SyntheticSettings) -
     test = data.split("test")
     batch = {k: v[: settings.n_probe] for k, v in test.items()}
     run = SyntheticRun(setting, seed, kind, accuracy)
-    adapters = explained(adapter, experts=kind == "fl-i2moe")
-    if kind == "fl-i2moe":
+    mixture = kind.startswith("fl-i2moe")
+    adapters = explained(adapter, experts=mixture)
+    if mixture:
         routed = routing_summary(adapter, test)
         run.routing = {k: v for k, v in routed.items() if k != "weights"}
     gradient_x_input = get_method("gradient_x_input").function
@@ -184,7 +200,9 @@ def synthetic_study(
 ) -> list[SyntheticRun]:
     """Every setting x seed x model (module docstring)."""
     settings = settings or SyntheticSettings()
-    jobs = [(s, k, seed) for s in settings.settings for seed in settings.seeds for k in ("fl-i2moe", "dense")]
+    for kind in settings.models:
+        model_config(kind, settings)  # refuse an unknown model before any training
+    jobs = [(s, k, seed) for s in settings.settings for seed in settings.seeds for k in settings.models]
     runs = []
     with progress_bar(show=show_progress) as progress:
         task = progress.add_task("FL-I2MoE study (synthetic)", total=len(jobs))

@@ -16,9 +16,10 @@ A model may also define:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -86,10 +87,17 @@ def load_saved_state_dict(model: nn.Module, state: Mapping[str, Tensor]) -> None
         )
 
 
-def regularisation(model: nn.Module) -> Tensor | None:
-    """The model's ``regularisation()`` (a scalar added to the training loss), or None when it has none."""
+def regularisation(model: nn.Module, labels: Tensor | None = None) -> Tensor | None:
+    """The model's ``regularisation()`` (a scalar added to the training loss), or None when it has none.
+
+    ``labels`` (the batch's classes) go to a ``regularisation(labels=...)`` that takes them (FL-I2MoE's
+    routing by interaction type)."""
     declared = getattr(model, "regularisation", None)
-    return declared() if callable(declared) else None
+    if not callable(declared):
+        return None
+    if "labels" in inspect.signature(declared).parameters:
+        return cast(Tensor | None, declared(labels=labels))
+    return cast(Tensor | None, declared())
 
 
 @contextmanager

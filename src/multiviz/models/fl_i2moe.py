@@ -33,6 +33,30 @@ The trainer adds the interaction term through :meth:`regularisation` (computed b
 pass). I2MoE perturbs a modality's whole input embedding; here it is the projected token sequence, so the
 frozen encoders run once per batch.
 
+**Routing by interaction type** (our addition, off by default: ``lambda_route = 0`` and
+``unique_inputs = "all"`` are I2MoE). I2MoE's losses shape what each expert's output depends on, not which
+expert the router picks: every expert sees every modality, so any of them can fit a task alone and the
+routing weights need not say whether a prediction rests on unique, synergistic or redundant evidence (on
+our planted-type tasks they did not; ``docs/fl-i2moe.md``). Two switches make the routing carry that
+meaning:
+
+* ``unique_inputs = "own"``: unique expert ``i`` sees only modality ``i`` (every other modality's tokens
+  are marked invalid, so attention and pooling skip them; its output is a function of modality ``i``
+  alone, and its attributions on other modalities are exactly zero);
+* ``lambda_route > 0`` adds, per training batch, with ``y_hat`` the mixture's predicted class (detached;
+  no labels needed):
+
+  - *unimodal sufficiency*: ``s_i = clip((q_i(y_hat) - 1/C) / (1 - 1/C), 0, 1)``, where ``q_i`` is the
+    class distribution of unique expert ``i`` seeing modality ``i`` alone: how far above chance
+    modality ``i`` alone supports the model's decision; the unique experts learn it by the cross-entropy
+    ``CE(h_i^only-i, y_hat)`` (mean over ``i``);
+  - the *interaction-type target* (detached, sums to 1): synergy ``prod_i (1 - s_i)`` (no modality
+    suffices alone), unique ``i``: ``s_i prod_{j != i} (1 - s_j)`` (exactly modality ``i`` suffices),
+    redundancy: the rest (two or more suffice alone), the partial-information-decomposition reading of
+    unique, synergistic and redundant evidence on one point;
+  - the router's cross-entropy ``-sum_e t_e log w_e`` to that target;
+  - ``L += lambda_route (CE_sufficiency + CE_routing)``.
+
 **Explaining one expert.** The expert logits ``[B, E, C]`` (flattened) are the output of the module
 ``expert_outputs`` and the routing weights ``[B, E]`` that of ``routing_weights``: the targets
 ``("expert", e)`` and ``("routing", e)`` of :mod:`multiviz.targets` read them, so every U and C method
@@ -61,6 +85,8 @@ from multiviz.models.token_fusion import (
 )
 
 Parts = list[tuple[Tensor, Tensor, tuple[int, ...]]]
+#: what a unique expert sees: every modality (I2MoE) or its own only
+UNIQUE_INPUTS = ("all", "own")
 
 
 class FLI2MoE(FusionClassifier):
@@ -74,6 +100,10 @@ class FLI2MoE(FusionClassifier):
         temperature: softmax temperature of the routing weights (> 0).
         lambda_int: weight of the interaction losses (>= 0; 0 trains the mixture without them).
         margin: margin of the unique experts' triplet loss (>= 0).
+        lambda_route: weight of the routing-by-interaction-type losses (>= 0; 0: I2MoE's router, trained
+            by the task loss only). See the module docstring.
+        unique_inputs: ``"all"`` (I2MoE: every expert sees every modality) or ``"own"`` (unique expert ``i``
+            sees modality ``i`` only).
     """
 
     def __init__(
@@ -87,6 +117,8 @@ class FLI2MoE(FusionClassifier):
         temperature: float = 1.0,
         lambda_int: float = 0.1,
         margin: float = 1.0,
+        lambda_route: float = 0.0,
+        unique_inputs: str = "all",
     ) -> None:
         super().__init__(encoders, num_classes, ())
         if len(self.modality_names) < 2:
@@ -96,6 +128,12 @@ class FLI2MoE(FusionClassifier):
         self.temperature = _real(temperature, "temperature", strictly_positive=True)
         self.lambda_int = _real(lambda_int, "lambda_int")
         self.margin = _real(margin, "margin")
+        self.lambda_route = _real(lambda_route, "lambda_route")
+        if unique_inputs not in UNIQUE_INPUTS:
+            raise InputError(
+                f"expected one of {list(UNIQUE_INPUTS)}, got {unique_inputs!r}", argument="unique_inputs"
+            )
+        self.unique_inputs = unique_inputs
         count = len(self.modality_names)
         self.n_experts = count + 2
         self.inputs = TokenInputs(self.encoders, self.d_model)
@@ -116,6 +154,7 @@ class FLI2MoE(FusionClassifier):
         nn.init.uniform_(self.head.weight, -bound, bound)
         self.token_spans: dict[str, TokenSpan] = {}
         self._interaction: Tensor | None = None
+        self._routing_state: tuple[Tensor, Tensor, Tensor] | None = None
 
     # -- the forward pass ------------------------------------------------------------------------------
     def forward(self, **inputs: Tensor) -> Tensor:
@@ -124,25 +163,62 @@ class FLI2MoE(FusionClassifier):
         latent = self._latent(parts)
         expert_logits = self._expert_logits(latent)
         self.expert_outputs(expert_logits.flatten(1))
-        weights = self.routing_weights(self._routing(parts))
+        log_weights = self._log_routing(parts)
+        weights = self.routing_weights(log_weights.exp())
         phi = torch.cat([weights[..., None] * latent, weights[..., None]], dim=-1).flatten(1)
+        logits = self.head(phi)
         if self.training and self.lambda_int > 0:
             self._interaction = self.lambda_int * self._interaction_loss(parts, expert_logits)
-        return self.head(phi)
+        if self.training and self.lambda_route > 0:
+            self._routing_state = (
+                self._unimodal_logits(parts, expert_logits),
+                log_weights,
+                logits.detach().argmax(-1),
+            )
+        return logits
 
     def _latent(self, parts: Parts) -> Tensor:
         """Every expert's pooled representation ``z_e`` -> ``[B, E, M d_model]``."""
         tokens, valid, self.token_spans = self.inputs.join(parts)
-        return torch.stack([expert(tokens, valid, self.token_spans) for expert in self.experts], dim=1)
+        return torch.stack([self._expert_latent(e, tokens, valid) for e in range(self.n_experts)], dim=1)
+
+    def _expert_latent(self, expert: int, tokens: Tensor, valid: Tensor) -> Tensor:
+        """Expert ``e``'s ``z_e`` from the joint sequence (a unique expert of ``unique_inputs="own"`` with
+        every other modality's tokens marked invalid)."""
+        if self.unique_inputs == "own" and expert < len(self.modality_names):
+            own = self.token_spans[self.modality_names[expert]]
+            keep = torch.zeros_like(valid)
+            keep[:, own.start : own.stop] = True
+            valid = valid & keep
+        return self.experts[expert](tokens, valid, self.token_spans)
 
     def _expert_logits(self, latent: Tensor) -> Tensor:
         """``W_e z_e + b_e`` for every expert -> ``[B, E, C]`` (the blocks of the mixture head)."""
         weight = self.head.weight.view(self.num_classes, self.n_experts, self.latent_dim + 1)
         return torch.einsum("bed,ced->bec", latent, weight[..., :-1]) + weight[..., -1].T
 
-    def _routing(self, parts: Parts) -> Tensor:
+    def _log_routing(self, parts: Parts) -> Tensor:
         pooled = torch.cat([masked_mean(tokens, valid) for tokens, valid, _ in parts], dim=1)
-        return torch.softmax(self.router(pooled) / self.temperature, dim=-1)
+        return torch.log_softmax(self.router(pooled) / self.temperature, dim=-1)
+
+    def _unimodal_logits(self, parts: Parts, clean: Tensor) -> Tensor:
+        """Each unique expert's logits seeing its own modality alone (the others' tokens invalid):
+        ``[B, M, C]`` (``unique_inputs="own"``: its clean logits)."""
+        count = len(parts)
+        if self.unique_inputs == "own":
+            return clean[:, :count]
+        alone = []
+        for i in range(count):
+            only = [p if j == i else (p[0], torch.zeros_like(p[1]), p[2]) for j, p in enumerate(parts)]
+            tokens, valid, self.token_spans = self.inputs.join(only)
+            alone.append(self._expert_logits_of(i, self._expert_latent(i, tokens, valid)))
+        self.token_spans = self.inputs.join(parts)[2]  # restore the clean input's spans
+        return torch.stack(alone, dim=1)
+
+    def _expert_logits_of(self, expert: int, latent: Tensor) -> Tensor:
+        """``W_e z_e + b_e`` of one expert from its ``z_e [B, M d_model]``."""
+        weight = self.head.weight.view(self.num_classes, self.n_experts, self.latent_dim + 1)[:, expert]
+        return latent @ weight[:, :-1].T + weight[:, -1]
 
     def _interaction_loss(self, parts: Parts, clean: Tensor) -> Tensor:
         """I2MoE's interaction losses (module docstring) on the expert logits, before ``lambda_int``."""
@@ -175,11 +251,19 @@ class FLI2MoE(FusionClassifier):
         total = total + torch.stack([(1 - cosine).mean() for cosine in unchanged]).mean()
         return total / self.n_experts
 
-    def regularisation(self) -> Tensor | None:
-        """The interaction term ``lambda_int (...) / (M + 2)`` of the last training-mode forward pass (then
-        forgotten), or None (evaluation mode, ``lambda_int = 0``)."""
-        term, self._interaction = self._interaction, None
-        return term
+    def regularisation(self, labels: Tensor | None = None) -> Tensor | None:
+        """The interaction term ``lambda_int (...) / (M + 2)`` plus the routing term ``lambda_route (...)``
+        of the last training-mode forward pass (then forgotten), or None (evaluation mode, both weights 0).
+
+        ``labels`` (the batch's classes; the trainer passes them) define unimodal sufficiency; without them
+        the mixture's own predicted classes stand in."""
+        terms = [] if self._interaction is None else [self._interaction]
+        if self._routing_state is not None:
+            alone, log_weights, predicted = self._routing_state
+            target = predicted if labels is None else labels.to(predicted.device)
+            terms.append(self.lambda_route * routing_loss(alone, log_weights, target, self.num_classes))
+        self._interaction = self._routing_state = None
+        return torch.stack(terms).sum() if terms else None
 
     # -- explaining experts ----------------------------------------------------------------------------
     def expert_names(self) -> list[str]:
@@ -202,7 +286,7 @@ class FLI2MoE(FusionClassifier):
     def routing(self, **inputs: Tensor) -> Tensor:
         """The routing weights ``[B, E]`` (rows sum to 1)."""
         check_inputs(self, inputs)
-        return self._routing(self.inputs.per_modality(self.encoders, inputs))
+        return self._log_routing(self.inputs.per_modality(self.encoders, inputs)).exp()
 
     def expert_view(self, expert: int) -> ExpertView:
         return ExpertView(self, self.check_expert(expert))
@@ -221,6 +305,8 @@ class FLI2MoE(FusionClassifier):
             "temperature": self.temperature,
             "lambda_int": self.lambda_int,
             "margin": self.margin,
+            "lambda_route": self.lambda_route,
+            "unique_inputs": self.unique_inputs,
         }
 
 
@@ -239,10 +325,8 @@ class ExpertView(nn.Module):
         model = self.model
         parts = model.inputs.per_modality(model.encoders, inputs)
         tokens, valid, model.token_spans = model.inputs.join(parts)
-        latent = self.latent(model.experts[self.expert](tokens, valid, model.token_spans))
-        blocks = model.head.weight.view(model.num_classes, model.n_experts, model.latent_dim + 1)
-        weight = blocks[:, self.expert]
-        return latent @ weight[:, :-1].T + weight[:, -1]
+        latent = self.latent(model._expert_latent(self.expert, tokens, valid))
+        return model._expert_logits_of(self.expert, latent)
 
     @property
     def token_spans(self) -> dict[str, TokenSpan]:
@@ -256,6 +340,48 @@ class ExpertView(nn.Module):
 
     def second_order(self) -> Any:
         return self.model.second_order()
+
+
+def routing_loss(alone: Tensor, log_weights: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """``CE_sufficiency + CE_routing`` of ``lambda_route`` (module docstring).
+
+    Args:
+        alone: ``[B, M, C]`` each unique expert's logits seeing its own modality alone.
+        log_weights: ``[B, M + 2]`` log routing weights.
+        target: ``[B]`` the classes the unimodal experts should give (the labels in training).
+        num_classes: ``C``.
+    """
+    count = alone.shape[1]
+    sufficiency = torch.stack([F.cross_entropy(alone[:, i], target) for i in range(count)]).mean()
+    agreement = torch.softmax(alone.detach(), dim=-1).gather(2, target[:, None, None].expand(-1, count, 1))
+    routing = -(interaction_type_target(agreement[..., 0], num_classes) * log_weights).sum(-1).mean()
+    return sufficiency + routing
+
+
+def interaction_type_target(agreement: Tensor, num_classes: int) -> Tensor:
+    """The routing target of ``lambda_route`` from each modality's support for the model's decision.
+
+    Args:
+        agreement: ``[B, M]``, the probability unique expert ``i`` (seeing modality ``i`` alone) gives the
+            model's predicted class.
+        num_classes: ``C``; chance agreement is ``1 / C``.
+
+    Returns:
+        ``[B, M + 2]`` rows summing to 1, in expert order: unique ``i`` = ``s_i prod_{j != i} (1 - s_j)``,
+        synergy = ``prod_i (1 - s_i)``, redundancy = ``1 -`` the others, with the sufficiency
+        ``s_i = clip((agreement_i - 1/C) / (1 - 1/C), 0, 1)``.
+    """
+    chance = 1.0 / num_classes
+    sufficient = ((agreement - chance) / (1.0 - chance)).clamp(0.0, 1.0)
+    missing = 1.0 - sufficient
+    count = sufficient.shape[1]
+    unique = torch.stack(
+        [sufficient[:, i] * missing[:, [j for j in range(count) if j != i]].prod(1) for i in range(count)],
+        dim=1,
+    )
+    synergy = missing.prod(1, keepdim=True)
+    redundancy = (1.0 - unique.sum(1, keepdim=True) - synergy).clamp(min=0.0)
+    return torch.cat([unique, synergy, redundancy], dim=1)
 
 
 def _real(value: float, argument: str, strictly_positive: bool = False) -> float:

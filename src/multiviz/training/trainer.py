@@ -170,7 +170,7 @@ def _train_epoch(
         batch = {k: v.to(config.device) for k, v in data.batch("train", rows).items()}
         logits = adapter.logits(batch)
         loss = F.cross_entropy(logits, batch["label"])
-        penalty = regularisation(model)  # a model's own regulariser, e.g. Ip-norm's block norm
+        penalty = regularisation(model, batch["label"])  # e.g. Ip-norm's block norm, FL-I2MoE's losses
         if penalty is not None:
             loss = loss + penalty
         optimizer.zero_grad(set_to_none=True)
