@@ -804,6 +804,22 @@ def _config_negative_lambda_int(ctx: Context) -> Callable[[], Any]:
     return lambda: fit(TrainConfig.from_yaml(path), ctx.tmp / "out", show_progress=False)
 
 
+@entry(
+    "config-unknown-unique-inputs",
+    InputError,
+    r"argument 'unique_inputs': expected one of \['all', 'own'\], got 'image'",
+)
+def _config_unknown_unique_inputs(ctx: Context) -> Callable[[], Any]:
+    tokens = "{type: token_mlp, in_features: 2}"
+    path = ctx.write(
+        "train.yaml",
+        "dataset: {name: dime-synthetic}\n"
+        f"model: {{name: fl_i2moe, encoders: {{a: {tokens}, b: {tokens}}}, num_classes: 2, "
+        "lambda_route: 1.0, unique_inputs: image}\n",
+    )
+    return lambda: fit(TrainConfig.from_yaml(path), ctx.tmp / "out", show_progress=False)
+
+
 @entry("config-unknown-dataset", InputError, r"argument 'dataset.name': unknown data set 'mnist'; known: \[")
 def _config_unknown_dataset(ctx: Context) -> Callable[[], Any]:
     path = ctx.write("train.yaml", "dataset: {name: mnist}\nmodel: {name: concat_mlp}\n")

@@ -22,7 +22,10 @@ runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: the zoo presets on easy-VQA, besides the demo's ``easy-vqa``; the Ip-norm ones have a relevance
-ZOO = ("easy-vqa-late", "easy-vqa-lrtf", "easy-vqa-mult", "easy-vqa-ipnorm", "easy-vqa-ibn")
+ZOO = (
+    "easy-vqa-late", "easy-vqa-lrtf", "easy-vqa-mult", "easy-vqa-ipnorm", "easy-vqa-ibn",
+    "easy-vqa-fl-i2moe", "easy-vqa-fl-i2moe-routed", "easy-vqa-dense",
+)  # fmt: skip
 IP_NORM = {"easy-vqa-ipnorm", "easy-vqa-ibn"}
 ANSWERS = {"circle", "rectangle", "triangle", "red", "green", "blue", "black", "gray", "teal", "brown"}
 ANSWERS |= {"yellow", "yes", "no"}

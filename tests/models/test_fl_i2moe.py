@@ -366,3 +366,14 @@ def test_the_routing_term_trains_the_router_towards_the_modality_that_suffices()
         weights = model.eval().routing(**batch).mean(0)
     assert float(before[0]) < 0.3 and float(weights[0]) > 0.8
     assert float(weights[1]) < 0.05  # the noise modality's unique expert
+
+
+def test_an_own_input_unique_expert_gives_no_attribution_to_the_other_modality() -> None:
+    model, batch = _model(unique_inputs="own"), _batch(size=2)
+    adapter = TorchAdapter(model, _modalities())
+    method = get_method("integrated_gradients").function
+    for expert, other in ((0, "series"), (1, "first")):
+        result = method(adapter, batch, ("expert", expert, 1), n_steps=16)
+        assert float(abs(torch.as_tensor(result[other].weights)).max()) == 0.0
+        own = "first" if other == "series" else "series"
+        assert float(abs(torch.as_tensor(result[own].weights)).max()) > 0.0

@@ -27,6 +27,7 @@ QUICK: dict[str, tuple[dict[str, Any], int]] = {
     "easy-vqa": ({"train_images": 400, "test_images": 100}, 1),
     # FL-I2MoE and its dense baseline: one epoch on 100 train images, 50 test images (pipeline checks)
     "easy-vqa-fl-i2moe": ({"train_images": 100, "test_images": 50}, 1),
+    "easy-vqa-fl-i2moe-routed": ({"train_images": 100, "test_images": 50}, 1),
     "easy-vqa-dense": ({"train_images": 100, "test_images": 50}, 1),
 }
 
