@@ -43,13 +43,15 @@ meaning:
 * ``unique_inputs = "own"``: unique expert ``i`` sees only modality ``i`` (every other modality's tokens
   are marked invalid, so attention and pooling skip them; its output is a function of modality ``i``
   alone, and its attributions on other modalities are exactly zero);
-* ``lambda_route > 0`` adds, per training batch, with ``y_hat`` the mixture's predicted class (detached;
-  no labels needed):
+* ``lambda_route > 0`` adds, per training batch, with ``y`` the batch's labels (the trainer passes them to
+  :meth:`regularisation`; without them the mixture's detached predicted classes stand in):
 
-  - *unimodal sufficiency*: ``s_i = clip((q_i(y_hat) - 1/C) / (1 - 1/C), 0, 1)``, where ``q_i`` is the
-    class distribution of unique expert ``i`` seeing modality ``i`` alone: how far above chance
-    modality ``i`` alone supports the model's decision; the unique experts learn it by the cross-entropy
-    ``CE(h_i^only-i, y_hat)`` (mean over ``i``);
+  - *unimodal sufficiency*: ``s_i = clip((q_i(y) - 1/C) / (1 - 1/C), 0, 1)``, where ``q_i`` is the class
+    distribution of unique expert ``i`` seeing modality ``i`` alone: how far above chance modality ``i``
+    alone gives the label; the unique experts learn it by the cross-entropy ``CE(h_i^only-i, y)`` (mean
+    over ``i``). (Labels, not the mixture's own predictions: with predictions, a modality that the
+    half-trained mixture happens to follow would be read as sufficient and routed to, which kept the
+    model from learning the synergy task in our first trials.)
   - the *interaction-type target* (detached, sums to 1): synergy ``prod_i (1 - s_i)`` (no modality
     suffices alone), unique ``i``: ``s_i prod_{j != i} (1 - s_j)`` (exactly modality ``i`` suffices),
     redundancy: the rest (two or more suffice alone), the partial-information-decomposition reading of
@@ -359,11 +361,11 @@ def routing_loss(alone: Tensor, log_weights: Tensor, target: Tensor, num_classes
 
 
 def interaction_type_target(agreement: Tensor, num_classes: int) -> Tensor:
-    """The routing target of ``lambda_route`` from each modality's support for the model's decision.
+    """The routing target of ``lambda_route`` from how far each modality alone gives the target class.
 
     Args:
         agreement: ``[B, M]``, the probability unique expert ``i`` (seeing modality ``i`` alone) gives the
-            model's predicted class.
+            target class (the label in training).
         num_classes: ``C``; chance agreement is ``1 / C``.
 
     Returns:
