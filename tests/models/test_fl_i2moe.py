@@ -14,7 +14,7 @@ from multiviz.adapters import TorchAdapter, expert_adapter
 from multiviz.atoms import ImagePatches
 from multiviz.errors import InputError
 from multiviz.models import FLI2MoE, FusionTransformer, build_model
-from multiviz.models.fl_i2moe import interaction_type_target
+from multiviz.models.fl_i2moe import interaction_type_target, routing_loss
 from multiviz.targets import resolve_target
 from multiviz.training import TrainConfig
 from multiviz.training.checkpoint import load_checkpoint, save_checkpoint
@@ -377,3 +377,21 @@ def test_an_own_input_unique_expert_gives_no_attribution_to_the_other_modality()
         assert float(abs(torch.as_tensor(result[other].weights)).max()) == 0.0
         own = "first" if other == "series" else "series"
         assert float(abs(torch.as_tensor(result[own].weights)).max()) > 0.0
+
+
+def test_the_training_helper_passes_labels_to_a_regulariser_that_takes_them() -> None:
+    from multiviz.models import regularisation
+
+    model = _model(image=False, lambda_int=0.0, lambda_route=1.0, unique_inputs="own")
+    batch, labels = _batch(image=False), torch.tensor([2, 2, 0, 1])
+    model.train()
+    logits = model(**batch)
+    with_labels = regularisation(model, labels)
+    model(**batch)
+    without = regularisation(model)  # the model's predicted classes stand in
+    alone = model.expert_logits(**batch)[:, :2]
+    log_weights = torch.log(model.routing(**batch))
+    expected = routing_loss(alone, log_weights, labels, 3)
+    torch.testing.assert_close(with_labels, expected, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(without, routing_loss(alone, log_weights, logits.argmax(1), 3))
+    assert regularisation(torch.nn.Linear(2, 2), labels) is None  # a model without a regulariser
