@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from multiviz.evaluation.fl_i2moe_routing import EASY_VQA_GROUPS, routing_report
 from multiviz.training import checkpoint_with_data
 from multiviz.training.cache import cached_model, demo_config
@@ -27,7 +29,7 @@ def main() -> None:
     for preset in PRESETS:
         cached = cached_model(demo_config(preset, quick=args.quick))
         adapter, data = checkpoint_with_data(cached.checkpoint.path, "cpu")
-        test = data.split("test")
+        test = data.batch("test", torch.arange(data.size("test")))
         reports[preset] = routing_report(adapter, test, data.class_names, EASY_VQA_GROUPS)
     print(markdown(reports))
     if args.json is not None:
@@ -38,16 +40,17 @@ def markdown(reports: dict[str, dict]) -> str:  # type: ignore[type-arg]
     """Accuracy of the mixture and of each expert alone; then routing per answer group."""
     experts = ("unique:image", "unique:question", "synergy", "redundancy")
     lines = [
-        "| model | unique experts see | mixture | " + " | ".join(experts) + " |",
-        "|---|---|---|---|---|---|---|",
+        "| model | unique experts see | answers | mixture | " + " | ".join(experts) + " |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for preset, report in reports.items():
-        accuracy = report["expert_accuracy"]
-        lines.append(
-            f"| `{preset}` | {report['unique_inputs']} | {report['accuracy']:.4f} | "
-            + " | ".join(f"{accuracy[e]:.4f}" for e in experts)
-            + " |"
-        )
+        for group, summary in [("all", report), *report["by_group"].items()]:
+            accuracy = summary["expert_accuracy"]
+            lines.append(
+                f"| `{preset}` | {report['unique_inputs']} | {group} | {summary['accuracy']:.4f} | "
+                + " | ".join(f"{accuracy[e]:.4f}" for e in experts)
+                + " |"
+            )
     lines += [
         "",
         "| model | answers | points | " + " | ".join(experts) + " |",

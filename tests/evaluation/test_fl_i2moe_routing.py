@@ -44,6 +44,10 @@ def test_the_report_matches_the_experts_and_the_routing_weights() -> None:
     assert set(report["by_group"]) == {"first", "rest"}  # a group with no point is left out
     first = labels == 0
     assert report["by_group"]["first"]["points"] == int(first.sum())
+    right = (logits.argmax(1) == labels)[first].double().mean()
+    assert report["by_group"]["first"]["accuracy"] == pytest.approx(float(right))
+    right = (experts[:, 1].argmax(1) == labels)[first].double().mean()
+    assert report["by_group"]["first"]["expert_accuracy"]["unique:b"] == pytest.approx(float(right))
     for e, name in enumerate(["unique:a", "unique:b", "synergy", "redundancy"]):
         expected = float(weights[first, e].mean())
         assert report["by_group"]["first"]["mean_weight"][name] == pytest.approx(expected, abs=1e-6)

@@ -44,7 +44,7 @@ def routing_report(
         ``accuracy`` of the mixture; ``routing`` (:func:`~multiviz.evaluation.experts.routing_summary`,
         without the per-point weights); ``expert_accuracy`` (each expert's own logits against the label;
         for a unique expert of ``unique_inputs="own"``, the accuracy of its modality alone);
-        ``unique_inputs``; ``by_group``: per group, its point count and routing summary.
+        ``unique_inputs``; ``by_group``: per group, its point count, accuracies and routing summary.
     """
     model = adapter.model
     if not callable(getattr(model, "expert_logits", None)) or "label" not in batch:
@@ -81,8 +81,14 @@ def routing_report(
             if not members.any():
                 continue
             chosen, top = weights[members], weights[members].argmax(1)
+            selected = torch.as_tensor(members)
             report["by_group"][group] = {
                 "points": int(members.sum()),
+                "accuracy": float((predicted[selected] == labels[selected]).double().mean()),
+                "expert_accuracy": {
+                    name: float((expert_predicted[selected, e] == labels[selected]).double().mean())
+                    for e, name in enumerate(names)
+                },
                 "mean_weight": {name: float(chosen[:, e].mean()) for e, name in enumerate(names)},
                 "top1_rate": {name: float((top == e).mean()) for e, name in enumerate(names)},
             }
