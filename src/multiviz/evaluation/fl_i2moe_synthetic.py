@@ -81,8 +81,10 @@ class SyntheticSettings:
     d_model: int = 16
     dense_d_model: int = 32
     lambda_int: float = 0.1
-    #: routing-by-type weight of ``"fl-i2moe-routed"`` (whose unique experts see their own modality only)
-    lambda_route: float = 1.0
+    #: routing-by-type weight of ``"fl-i2moe-routed"`` (whose unique experts see their own modality only);
+    #: with 1.0 the router sends everything to the synergy expert from the first batches, and that one
+    #: expert stayed on the parity plateau in 3 of 6 synergy/tokens runs (docs/fl-i2moe.md)
+    lambda_route: float = 0.1
     models: tuple[str, ...] = MODELS
     n_probe: int = 24
     shapley_budget: int = 1024
