@@ -792,16 +792,20 @@ def _config_unknown_model(ctx: Context) -> Callable[[], Any]:
     return lambda: TrainConfig.from_yaml(path)
 
 
-@entry("config-negative-lambda-int", InputError, r"argument 'lambda_int': expected a number >= 0, got -0.1")
-def _config_negative_lambda_int(ctx: Context) -> Callable[[], Any]:
+def _fl_i2moe_fit(ctx: Context, options: str) -> Callable[[], Any]:
+    """Training an FL-I2MoE config with the given extra model ``options`` (YAML flow mapping items)."""
     tokens = "{type: token_mlp, in_features: 2}"
     path = ctx.write(
         "train.yaml",
         "dataset: {name: dime-synthetic}\n"
-        f"model: {{name: fl_i2moe, encoders: {{a: {tokens}, b: {tokens}}}, num_classes: 2, "
-        "lambda_int: -0.1}\n",
+        f"model: {{name: fl_i2moe, encoders: {{a: {tokens}, b: {tokens}}}, num_classes: 2, {options}}}\n",
     )
     return lambda: fit(TrainConfig.from_yaml(path), ctx.tmp / "out", show_progress=False)
+
+
+@entry("config-negative-lambda-int", InputError, r"argument 'lambda_int': expected a number >= 0, got -0.1")
+def _config_negative_lambda_int(ctx: Context) -> Callable[[], Any]:
+    return _fl_i2moe_fit(ctx, "lambda_int: -0.1")
 
 
 @entry(
@@ -810,14 +814,7 @@ def _config_negative_lambda_int(ctx: Context) -> Callable[[], Any]:
     r"argument 'unique_inputs': expected one of \['all', 'own'\], got 'image'",
 )
 def _config_unknown_unique_inputs(ctx: Context) -> Callable[[], Any]:
-    tokens = "{type: token_mlp, in_features: 2}"
-    path = ctx.write(
-        "train.yaml",
-        "dataset: {name: dime-synthetic}\n"
-        f"model: {{name: fl_i2moe, encoders: {{a: {tokens}, b: {tokens}}}, num_classes: 2, "
-        "lambda_route: 1.0, unique_inputs: image}\n",
-    )
-    return lambda: fit(TrainConfig.from_yaml(path), ctx.tmp / "out", show_progress=False)
+    return _fl_i2moe_fit(ctx, "lambda_route: 1.0, unique_inputs: image")
 
 
 @entry("config-unknown-dataset", InputError, r"argument 'dataset.name': unknown data set 'mnist'; known: \[")
