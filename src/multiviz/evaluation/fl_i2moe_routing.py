@@ -47,23 +47,28 @@ def routing_report(
         ``unique_inputs``; ``by_group``: per group, its point count, accuracies and routing summary.
     """
     model = adapter.model
-    if not callable(getattr(model, "expert_logits", None)) or "label" not in batch:
+    if not callable(getattr(model, "expert_logits", None)):
         raise InputError(
-            "needs the adapter of an FL-I2MoE model and a batch with 'label'", argument="adapter"
+            f"needs the adapter of an FL-I2MoE model; {type(model).__name__} has no experts or routing",
+            argument="adapter",
         )
+    if "label" not in batch:
+        raise InputError(f"needs the labels in the batch; got only {sorted(batch)}", argument="batch")
     labels = batch["label"].cpu()
     inputs = {k: v for k, v in batch.items() if k != "label"}
     routed = routing_summary(adapter, inputs)
     names = routed["experts"]
     step = default_batch_size(adapter, None)
-    logits, experts = [], []
+    chunks = []
     with torch.no_grad():
         for start in range(0, len(labels), step):
             rows = {k: v[start : start + step] for k, v in inputs.items()}
-            logits.append(adapter.logits(rows).cpu())
             flat = adapter.features(rows, layer=EXPERT_LAYER).cpu()  # [B, E * C], expert-major
-            experts.append(flat.view(len(flat), len(names), -1))
-    predicted, expert_predicted = torch.cat(logits).argmax(-1), torch.cat(experts).argmax(-1)
+            chunks.append(flat.view(len(flat), len(names), -1))
+    experts = torch.cat(chunks).double()
+    # the mixture's logits are the routed sum of the expert logits (FLI2MoE.forward): no third pass
+    mixture = (torch.as_tensor(routed["weights"], dtype=torch.float64)[..., None] * experts).sum(1)
+    predicted, expert_predicted = mixture.argmax(-1), experts.argmax(-1)
     report: dict[str, Any] = {
         "accuracy": float((predicted == labels).double().mean()),
         "routing": {k: v for k, v in routed.items() if k != "weights"},
